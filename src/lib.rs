@@ -1,0 +1,184 @@
+//! heapprof: a sampling heap profiler for Rust that writes Go-compatible
+//! pprof heap profiles.
+//!
+//! ```no_run
+//! #[global_allocator]
+//! static ALLOC: heapprof::Profiler = heapprof::Profiler::system();
+//!
+//! fn main() -> Result<(), heapprof::Error> {
+//!     // ... the program runs ...
+//!     heapprof::write_heap_profile("heap.pb.gz") // then: go tool pprof -top heap.pb.gz
+//! }
+//! ```
+//!
+//! # What it records
+//!
+//! Allocations are sampled as a Poisson process over allocated bytes: on
+//! average one sample every [`sample_rate`] bytes (512 KiB by default, as in
+//! Go and jemalloc), with a per-thread countdown drawn from an exponential
+//! distribution. An allocation of `s` bytes is therefore sampled with
+//! probability `p = 1 - exp(-s / rate)`; the stack of each sampled allocation
+//! is captured, and when the block is freed that is recorded too. Samples are
+//! aggregated per (stack, object size) bucket and written weighted by `1/p`,
+//! so every figure in a profile is an unbiased estimate of the true total. A
+//! site that allocated `B` bytes has a relative error of about
+//! `1/sqrt(B / rate)`; at rate 1 every allocation is recorded and the figures
+//! are exact.
+//!
+//! Profiles are gzipped pprof protobuf with Go's heap profile shape
+//! (`alloc_objects`, `alloc_space`, `inuse_objects`, `inuse_space`; a `bytes`
+//! label per sample; period `space/bytes` = the rate), already symbolized
+//! (demangled names, files, lines, inlined frames) with the process's mappings
+//! and build ids. `go tool pprof` reads them as it reads Go's.
+//!
+//! # Design
+//!
+//! * The hot path ([`Profiler`]'s `GlobalAlloc` methods) subtracts the size
+//!   from a thread-local countdown and branches; a free loads one byte of a
+//!   64 KiB counting filter of sampled addresses and branches. No lock, no
+//!   shared write, no allocation.
+//! * A sampled allocation (cold) captures raw return addresses with the
+//!   `backtrace` crate, counts the sample in a mutex-protected table of
+//!   interned stacks and buckets, and remembers the block in a lock-free map.
+//! * A thread-local reentrancy guard lets the profiler's own allocations pass
+//!   straight to the inner allocator, unsampled.
+//! * Writing a profile copies the table under its lock and does all other
+//!   work (symbolization, encoding) outside it.
+//! * The frames of heapprof, the allocator shim and the standard library
+//!   (`Vec::push`, `Box::new`, `format!`...) are hidden from the leaf end of
+//!   each stack, so the first frame is the code that asked for memory.
+//!
+//! Bounds: at most [`MAX_DEPTH`] frames per stack (deeper stacks end in a
+//! `[truncated]` frame); at most 131072 buckets and 2 Mi interned frame
+//! addresses (~21 MiB) in the table; 131072 tracked live sampled blocks
+//! (2 MiB, lazily touched). Samples beyond a bound are counted as dropped and
+//! the profile says so in a comment.
+
+#![warn(missing_docs)]
+
+mod alloc;
+mod blocks;
+mod error;
+mod guard;
+mod mappings;
+pub mod pprof;
+mod profile;
+mod record;
+mod sampler;
+mod symbolize;
+mod table;
+mod unwind;
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+pub use alloc::Profiler;
+pub use error::Error;
+pub use sampler::DEFAULT_RATE;
+pub use unwind::MAX_DEPTH;
+
+use guard::Guard;
+use profile::Flavour;
+
+/// Sets the mean number of bytes between samples: 0 turns sampling off, 1
+/// records every allocation (exact figures, at a much higher cost).
+///
+/// Takes effect at once on the calling thread and on other threads at their
+/// next sample point, like Go's `runtime.MemProfileRate`: call it first thing
+/// in `main` for figures that cover the whole run.
+///
+/// ```
+/// heapprof::set_sample_rate(64 * 1024);
+/// assert_eq!(heapprof::sample_rate(), 64 * 1024);
+/// heapprof::set_sample_rate(heapprof::DEFAULT_RATE as usize);
+/// ```
+pub fn set_sample_rate(bytes: usize) {
+    sampler::set_rate(bytes as u64);
+}
+
+/// The mean number of bytes between samples (see [`set_sample_rate`]).
+pub fn sample_rate() -> usize {
+    sampler::rate() as usize
+}
+
+/// Makes sampling decisions reproducible: the calling thread, and threads
+/// that reach their next sample point afterwards, draw from generators seeded
+/// from `seed` (and the order in which they do so). For tests; 0 goes back to
+/// seeding from the clock.
+pub fn set_sample_seed(seed: u64) {
+    sampler::set_seed(seed);
+}
+
+/// The current heap profile as gzipped pprof bytes, showing in-use space by
+/// default (Go's `heap` profile).
+///
+/// ```
+/// let bytes = heapprof::heap_profile().unwrap();
+/// let profile = heapprof::pprof::Profile::decode(&bytes).unwrap();
+/// assert_eq!(profile.sample_types[3].r#type, "inuse_space");
+/// assert_eq!(profile.period_type.unwrap().r#type, "space");
+/// ```
+pub fn heap_profile() -> Result<Vec<u8>, Error> {
+    encode(Flavour::Heap)
+}
+
+/// The same data as [`heap_profile`], showing allocated space by default
+/// (Go's `allocs` profile).
+pub fn allocs_profile() -> Result<Vec<u8>, Error> {
+    encode(Flavour::Allocs)
+}
+
+/// The current heap profile as a [`pprof::Profile`] value, for programs that
+/// inspect it instead of writing it out.
+pub fn heap_profile_data() -> Result<pprof::Profile, Error> {
+    profile::build(Flavour::Heap)
+}
+
+/// Writes [`heap_profile`] to `path`. The file is written under a temporary
+/// name and renamed, so readers never see half a profile.
+///
+/// ```no_run
+/// heapprof::write_heap_profile("heap.pb.gz")?;
+/// # Ok::<(), heapprof::Error>(())
+/// ```
+pub fn write_heap_profile(path: impl AsRef<Path>) -> Result<(), Error> {
+    write_file(path.as_ref(), &heap_profile()?)
+}
+
+/// Writes [`allocs_profile`] to `path`, like [`write_heap_profile`].
+pub fn write_allocs_profile(path: impl AsRef<Path>) -> Result<(), Error> {
+    write_file(path.as_ref(), &allocs_profile()?)
+}
+
+fn encode(flavour: Flavour) -> Result<Vec<u8>, Error> {
+    let profile = profile::build(flavour)?;
+    let _guard = Guard::enter();
+    Ok(profile.encode())
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory
+/// and a rename.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let _guard = Guard::enter();
+    let file_name = path.file_name().ok_or_else(|| {
+        Error::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"),
+        )
+    })?;
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(file_name);
+    temp_name.push(format!(".{}.tmp", std::process::id()));
+    let temp = path.with_file_name(temp_name);
+    let result = fs::File::create(&temp)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
+        .and_then(|()| fs::rename(&temp, path));
+    result.map_err(|e| {
+        let _ = fs::remove_file(&temp);
+        Error::io(path, e)
+    })
+}

@@ -1,0 +1,256 @@
+//! profile.proto bytes -> [`Profile`], checking every rule consumers rely
+//! on, so that analysis code can index without checking again.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use flate2::read::MultiGzDecoder;
+use prost::Message;
+
+use super::{
+    proto, Error, Function, Label, LabelValue, Line, Location, Mapping, Profile, Sample, ValueType,
+};
+
+/// Largest decompressed profile accepted: a bound on the memory a hostile
+/// file can make the reader use.
+pub const MAX_DECOMPRESSED: u64 = 2 << 30;
+
+impl Profile {
+    /// Reads a pprof profile, gzipped or raw.
+    ///
+    /// ```
+    /// use heapprof::pprof::{Profile, ValueType};
+    /// let mut p = Profile::default();
+    /// p.sample_types.push(ValueType::new("alloc_space", "bytes"));
+    /// let back = Profile::decode(&p.encode()).unwrap();
+    /// assert_eq!(back.sample_types, p.sample_types);
+    /// assert!(Profile::decode(b"").is_err());
+    /// ```
+    pub fn decode(bytes: &[u8]) -> Result<Profile, Error> {
+        if bytes.is_empty() {
+            return Err(Error::Empty);
+        }
+        let decompressed;
+        let raw = if bytes.starts_with(&[0x1f, 0x8b]) {
+            let mut out = Vec::new();
+            MultiGzDecoder::new(bytes)
+                .take(MAX_DECOMPRESSED + 1)
+                .read_to_end(&mut out)
+                .map_err(Error::Decompress)?;
+            if out.len() as u64 > MAX_DECOMPRESSED {
+                return Err(Error::Malformed(format!(
+                    "decompressed size exceeds {} bytes",
+                    MAX_DECOMPRESSED
+                )));
+            }
+            if out.is_empty() {
+                return Err(Error::Empty);
+            }
+            decompressed = out;
+            &decompressed[..]
+        } else {
+            bytes
+        };
+        let message = proto::Profile::decode(raw).map_err(|e| Error::NotAProfile(e.to_string()))?;
+        from_proto(message)
+    }
+}
+
+fn malformed(message: String) -> Error {
+    Error::Malformed(message)
+}
+
+struct Strings(Vec<String>);
+
+impl Strings {
+    fn get(&self, index: i64, what: &str) -> Result<String, Error> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.0.get(i))
+            .cloned()
+            .ok_or_else(|| {
+                malformed(format!(
+                    "{what} names string {index}, but the string table has {} entries",
+                    self.0.len()
+                ))
+            })
+    }
+
+    fn value_type(&self, vt: &proto::ValueType, what: &str) -> Result<ValueType, Error> {
+        Ok(ValueType {
+            r#type: self.get(vt.r#type, what)?,
+            unit: self.get(vt.unit, what)?,
+        })
+    }
+}
+
+/// Maps ids to indices, rejecting zero and duplicate ids.
+fn index_ids(ids: impl Iterator<Item = u64>, what: &str) -> Result<HashMap<u64, usize>, Error> {
+    let mut index = HashMap::new();
+    for (i, id) in ids.enumerate() {
+        if id == 0 {
+            return Err(malformed(format!("{what} has id 0")));
+        }
+        if index.insert(id, i).is_some() {
+            return Err(malformed(format!("{what} id {id} is used twice")));
+        }
+    }
+    Ok(index)
+}
+
+fn lookup(index: &HashMap<u64, usize>, id: u64, what: &str) -> Result<usize, Error> {
+    index
+        .get(&id)
+        .copied()
+        .ok_or_else(|| malformed(format!("{what} {id} does not exist")))
+}
+
+fn from_proto(p: proto::Profile) -> Result<Profile, Error> {
+    if p.string_table.first().is_some_and(|s| !s.is_empty()) {
+        return Err(malformed("string_table[0] must be empty".into()));
+    }
+    let strings = Strings(if p.string_table.is_empty() {
+        vec![String::new()]
+    } else {
+        p.string_table
+    });
+
+    let sample_types = p
+        .sample_type
+        .iter()
+        .map(|vt| strings.value_type(vt, "sample type"))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mapping_index = index_ids(p.mapping.iter().map(|m| m.id), "mapping")?;
+    let function_index = index_ids(p.function.iter().map(|f| f.id), "function")?;
+    let location_index = index_ids(p.location.iter().map(|l| l.id), "location")?;
+
+    let mappings = p
+        .mapping
+        .iter()
+        .map(|m| {
+            Ok(Mapping {
+                memory_start: m.memory_start,
+                memory_limit: m.memory_limit,
+                file_offset: m.file_offset,
+                filename: strings.get(m.filename, "mapping filename")?,
+                build_id: strings.get(m.build_id, "mapping build id")?,
+                has_functions: m.has_functions,
+                has_filenames: m.has_filenames,
+                has_line_numbers: m.has_line_numbers,
+                has_inline_frames: m.has_inline_frames,
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+
+    let functions = p
+        .function
+        .iter()
+        .map(|f| {
+            Ok(Function {
+                name: strings.get(f.name, "function name")?,
+                system_name: strings.get(f.system_name, "function system name")?,
+                filename: strings.get(f.filename, "function filename")?,
+                start_line: f.start_line,
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+
+    let locations = p
+        .location
+        .iter()
+        .map(|l| {
+            let mapping = match l.mapping_id {
+                0 => None,
+                id => Some(lookup(&mapping_index, id, "location refers to mapping")?),
+            };
+            let lines = l
+                .line
+                .iter()
+                .map(|line| {
+                    Ok(Line {
+                        function: lookup(
+                            &function_index,
+                            line.function_id,
+                            "line refers to function",
+                        )?,
+                        line: line.line,
+                    })
+                })
+                .collect::<Result<Vec<_>, Error>>()?;
+            Ok(Location {
+                mapping,
+                address: l.address,
+                lines,
+                is_folded: l.is_folded,
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+
+    let samples = p
+        .sample
+        .iter()
+        .map(|s| {
+            if s.value.len() != sample_types.len() {
+                return Err(malformed(format!(
+                    "a sample has {} values but the profile has {} sample types",
+                    s.value.len(),
+                    sample_types.len()
+                )));
+            }
+            let locations = s
+                .location_id
+                .iter()
+                .map(|&id| lookup(&location_index, id, "sample refers to location"))
+                .collect::<Result<Vec<_>, _>>()?;
+            let labels = s
+                .label
+                .iter()
+                .map(|label| {
+                    let key = strings.get(label.key, "label key")?;
+                    let value = if label.str != 0 {
+                        LabelValue::Str(strings.get(label.str, "label value")?)
+                    } else {
+                        LabelValue::Num {
+                            value: label.num,
+                            unit: strings.get(label.num_unit, "label unit")?,
+                        }
+                    };
+                    Ok(Label { key, value })
+                })
+                .collect::<Result<Vec<_>, Error>>()?;
+            Ok(Sample {
+                locations,
+                values: s.value.clone(),
+                labels,
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+
+    let period_type = p
+        .period_type
+        .as_ref()
+        .map(|vt| strings.value_type(vt, "period type"))
+        .transpose()?;
+    let comments = p
+        .comment
+        .iter()
+        .map(|&c| strings.get(c, "comment"))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    Ok(Profile {
+        sample_types,
+        samples,
+        mappings,
+        locations,
+        functions,
+        drop_frames: strings.get(p.drop_frames, "drop_frames")?,
+        keep_frames: strings.get(p.keep_frames, "keep_frames")?,
+        time_nanos: p.time_nanos,
+        duration_nanos: p.duration_nanos,
+        period_type,
+        period: p.period,
+        comments,
+        default_sample_type: strings.get(p.default_sample_type, "default_sample_type")?,
+    })
+}

@@ -1,0 +1,207 @@
+//! When to sample: a Poisson process over allocated bytes, per thread.
+//!
+//! Each thread keeps `bytes_until_sample`, drawn from an exponential
+//! distribution with mean = rate (as Go and jemalloc do). The hot path only
+//! subtracts the allocation size and branches; an allocation that would take
+//! the countdown below zero comes here, to [`on_countdown_expired`], which
+//! decides whether that allocation is recorded and draws the next distance.
+//! An allocation of `s` bytes is thus sampled with probability
+//! `1 - exp(-s / rate)`, and weighting it by the inverse makes every estimate
+//! unbiased. Rate 1 records every allocation; rate 0 records none.
+//!
+//! Rate changes: [`set_rate`] takes effect at once on the calling thread, and
+//! on every other thread at its next sample point (within about `rate` bytes
+//! of its allocations; within `OFF_RECHECK_BYTES` when sampling was off), as
+//! with Go's `MemProfileRate`. Set the rate first thing in `main` for exact
+//! figures.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::guard;
+
+/// The default mean distance between samples: 512 KiB, as in Go and jemalloc.
+pub const DEFAULT_RATE: u64 = 512 * 1024;
+
+/// With sampling off, threads still look at the rate every this many bytes,
+/// so that turning it back on reaches them.
+const OFF_RECHECK_BYTES: i64 = 16 << 20;
+
+static RATE: AtomicU64 = AtomicU64::new(DEFAULT_RATE);
+/// Bumped by every rate or seed change; a thread whose epoch differs re-reads
+/// the rate (and reseeds) at its next sample point.
+static EPOCH: AtomicU32 = AtomicU32::new(1);
+/// 0: seed every thread from the clock and its address.
+static SEED: AtomicU64 = AtomicU64::new(0);
+static THREADS_SEEN: AtomicU64 = AtomicU64::new(0);
+
+struct ThreadSampler {
+    bytes_until_sample: Cell<i64>,
+    rng_state: Cell<u64>,
+    /// Epoch whose rate and seed this thread uses; 0 before its first sample point.
+    epoch: Cell<u32>,
+    rate: Cell<u64>,
+}
+
+thread_local! {
+    static SAMPLER: ThreadSampler = const {
+        ThreadSampler {
+            bytes_until_sample: Cell::new(0),
+            rng_state: Cell::new(0),
+            epoch: Cell::new(0),
+            rate: Cell::new(DEFAULT_RATE),
+        }
+    };
+}
+
+/// The hot-path test: true when this allocation reached the sample point.
+#[inline(always)]
+pub(crate) fn countdown(size: usize) -> bool {
+    SAMPLER.with(|sampler| {
+        let left = sampler.bytes_until_sample.get() - size as i64;
+        if left >= 0 {
+            sampler.bytes_until_sample.set(left);
+            false
+        } else {
+            true
+        }
+    })
+}
+
+/// Called when an allocation of `size` bytes reached the sample point.
+/// Returns the rate to record it under, or `None` if it is not recorded (the
+/// profiler's own allocations, sampling off, or a fresh draw that it did not
+/// reach).
+#[cold]
+#[inline(never)]
+pub(crate) fn on_countdown_expired(size: usize) -> Option<u64> {
+    SAMPLER.with(|sampler| {
+        let size = size as i64;
+        let epoch = EPOCH.load(Ordering::Acquire);
+        if sampler.epoch.get() != epoch {
+            // First sample point of this thread, or the rate changed: adopt
+            // the new rate and judge this allocation against a fresh draw.
+            adopt_epoch(sampler, epoch);
+            let distance = next_distance(sampler);
+            if size <= distance {
+                sampler.bytes_until_sample.set(distance - size);
+                return None;
+            }
+        }
+        let rate = sampler.rate.get();
+        sampler.bytes_until_sample.set(next_distance(sampler));
+        (rate != 0 && !guard::is_active()).then_some(rate)
+    })
+}
+
+fn adopt_epoch(sampler: &ThreadSampler, epoch: u32) {
+    sampler.epoch.set(epoch);
+    sampler.rate.set(RATE.load(Ordering::Relaxed));
+    let thread_index = THREADS_SEEN.fetch_add(1, Ordering::Relaxed);
+    let seed = match SEED.load(Ordering::Relaxed) {
+        0 => {
+            let clock = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            clock ^ (sampler as *const ThreadSampler as u64)
+        }
+        seed => seed,
+    };
+    sampler
+        .rng_state
+        .set(splitmix64(seed ^ thread_index.wrapping_mul(0xA24B_AED4_963E_E407)) | 1);
+}
+
+/// Distance in bytes to the next sample point, exponential with mean = rate.
+fn next_distance(sampler: &ThreadSampler) -> i64 {
+    match sampler.rate.get() {
+        0 => OFF_RECHECK_BYTES,
+        1 => 0,
+        rate => {
+            let uniform = next_uniform(sampler);
+            let distance = -uniform.ln() * rate as f64;
+            distance.min((i64::MAX / 2) as f64) as i64
+        }
+    }
+}
+
+/// A uniform draw in (0, 1] from the thread's xorshift64* generator.
+fn next_uniform(sampler: &ThreadSampler) -> f64 {
+    let mut x = sampler.rng_state.get();
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    sampler.rng_state.set(x);
+    let bits = x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11;
+    (bits + 1) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Makes the calling thread re-read rate and seed at its next allocation.
+fn restart_this_thread() {
+    EPOCH.fetch_add(1, Ordering::AcqRel);
+    SAMPLER.with(|sampler| sampler.bytes_until_sample.set(0));
+}
+
+pub(crate) fn set_rate(rate: u64) {
+    RATE.store(rate, Ordering::Relaxed);
+    restart_this_thread();
+}
+
+pub(crate) fn rate() -> u64 {
+    RATE.load(Ordering::Relaxed)
+}
+
+pub(crate) fn set_seed(seed: u64) {
+    SEED.store(seed, Ordering::Relaxed);
+    THREADS_SEEN.store(0, Ordering::Relaxed);
+    restart_this_thread();
+}
+
+/// The weight that makes a sample of `size` bytes taken at `rate` unbiased:
+/// `1 / (1 - exp(-size / rate))`, or 1 when every allocation is recorded.
+pub(crate) fn weight(size: u64, rate: u64) -> f64 {
+    if rate <= 1 || size == 0 {
+        return 1.0;
+    }
+    1.0 / -(-(size as f64) / rate as f64).exp_m1()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distances_are_exponential_with_mean_rate() {
+        let sampler = ThreadSampler {
+            bytes_until_sample: Cell::new(0),
+            rng_state: Cell::new(splitmix64(7) | 1),
+            epoch: Cell::new(1),
+            rate: Cell::new(4096),
+        };
+        let n = 200_000;
+        let draws: Vec<f64> = (0..n).map(|_| next_distance(&sampler) as f64).collect();
+        let mean = draws.iter().sum::<f64>() / n as f64;
+        // Standard error of the mean of an exponential is rate/sqrt(n) ~ 0.22%.
+        assert!((mean / 4096.0 - 1.0).abs() < 0.01, "mean {mean}");
+        // P(X > rate) = 1/e for an exponential.
+        let above = draws.iter().filter(|&&d| d > 4096.0).count() as f64 / n as f64;
+        assert!((above - (-1.0f64).exp()).abs() < 0.005, "tail {above}");
+    }
+
+    #[test]
+    fn weight_matches_go_scaling() {
+        assert_eq!(weight(100, 1), 1.0);
+        let w = weight(1024, 512 * 1024);
+        let expected = 1.0 / (1.0 - (-1024.0f64 / 524288.0).exp());
+        assert!((w - expected).abs() / expected < 1e-12);
+        // Huge blocks are always sampled: weight 1.
+        assert!((weight(64 << 20, 512 * 1024) - 1.0).abs() < 1e-12);
+    }
+}

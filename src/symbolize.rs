@@ -1,0 +1,214 @@
+//! Addresses -> functions, files, lines and inlined frames, and the rule that
+//! hides the allocator's own frames at the leaf of every stack.
+//!
+//! Resolution uses the `backtrace` crate, only when a profile is written, only
+//! for addresses that profile contains, and caches what it resolved. It runs
+//! with the reentrancy guard held (so its allocations are not profiled) and
+//! outside every lock the allocator takes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// One function level of an address: several for inlined code.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct SourceFrame {
+    /// Demangled name without the hash suffix.
+    pub name: String,
+    /// The symbol as the linker knows it.
+    pub system_name: String,
+    /// Source file, or "".
+    pub file: String,
+    /// Line, or 0.
+    pub line: u32,
+}
+
+/// Innermost (inlined) level first; the last level owns the address.
+pub(crate) type Resolved = Arc<[SourceFrame]>;
+
+static CACHE: Mutex<Option<HashMap<usize, Resolved>>> = Mutex::new(None);
+
+/// Resolves each return address in `addresses`, from the cache when it can.
+pub(crate) fn resolve(addresses: impl IntoIterator<Item = usize>) -> HashMap<usize, Resolved> {
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    let cache = cache.get_or_insert_with(HashMap::new);
+    addresses
+        .into_iter()
+        .map(|address| {
+            let resolved = cache
+                .entry(address)
+                .or_insert_with(|| resolve_one(address))
+                .clone();
+            (address, resolved)
+        })
+        .collect()
+}
+
+fn resolve_one(address: usize) -> Resolved {
+    let mut frames = Vec::new();
+    // `resolve` looks up address - 1: a return address points after the call.
+    backtrace::resolve(address as *mut std::ffi::c_void, |symbol| {
+        let raw = symbol
+            .name()
+            .map(|n| n.as_str().unwrap_or_default().to_owned());
+        let (name, system_name) = match (symbol.name(), raw) {
+            // A linker symbol: demangle it, without the hash suffix.
+            (Some(name), Some(raw)) if is_mangled(&raw) => (format!("{name:#}"), raw),
+            // Debug info already holds the source-level name.
+            (_, Some(raw)) if !raw.is_empty() => (raw, String::new()),
+            _ => (format!("{:#x}", address - 1), String::new()),
+        };
+        frames.push(SourceFrame {
+            name,
+            system_name,
+            file: symbol
+                .filename()
+                .map(|f| f.display().to_string())
+                .unwrap_or_default(),
+            line: symbol.lineno().unwrap_or(0),
+        });
+    });
+    frames.into()
+}
+
+fn is_mangled(name: &str) -> bool {
+    name.starts_with("_ZN") || name.starts_with("_R")
+}
+
+/// Crates whose frames at the leaf of a stack belong to the allocation
+/// machinery rather than to the code that asked for memory: heapprof itself,
+/// its unwinder, and Rust's standard library (`Vec::push`, `Box::new`,
+/// `String::from`, `format!`, `HashMap::insert`...), as Go hides its runtime's
+/// `mallocgc`, `makeslice` and `growslice`. Frames of these crates further up
+/// the stack, under user code, are kept.
+const MACHINERY_CRATES: &[&str] = &["heapprof", "backtrace", "alloc", "core", "std", "hashbrown"];
+
+/// Symbols of the allocator shim and the unwinder.
+const MACHINERY_SYMBOLS: &[&str] = &["__rust_", "__rg_", "__rdl_", "_Unwind_", "__rustc::"];
+
+/// Where the sources of heapprof itself were when it was built.
+const OWN_SOURCES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/");
+
+/// Path fragments of the standard library's sources in debug info: the
+/// toolchain's `/rustc/<commit>/library/...`, a local `rust-src`, and std's
+/// own vendored dependencies such as hashbrown (`/rust/deps/...`).
+const STD_SOURCES: &[&str] = &["/rustc/", "/rustlib/src/rust/library/", "/rust/deps/"];
+
+/// Whether a frame is allocation machinery (see [`MACHINERY_CRATES`]),
+/// judged by its name and, because debug info limited to line tables gives
+/// inlined functions only short names, by its source file too.
+pub(crate) fn is_machinery(frame: &SourceFrame) -> bool {
+    let name = &frame.name;
+    MACHINERY_SYMBOLS
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+        || MACHINERY_CRATES.contains(&crate_of(name))
+        || frame.file.starts_with(OWN_SOURCES)
+        || STD_SOURCES
+            .iter()
+            .any(|fragment| frame.file.contains(fragment))
+}
+
+/// The crate a demangled Rust function name belongs to. For a trait method
+/// `<Type as Trait>::f` that is the crate of `Type`, or of `Trait` when `Type`
+/// is a primitive or a reference to one (`<str as alloc::borrow::ToOwned>`).
+fn crate_of(name: &str) -> &str {
+    let Some(qualified) = name.strip_prefix('<') else {
+        return first_segment(name);
+    };
+    // Split `Type as Trait>::f` at the top-level " as " or '>'.
+    let mut depth = 0usize;
+    let bytes = qualified.as_bytes();
+    let mut end = qualified.len();
+    let mut trait_start = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'<' | b'[' | b'(' => depth += 1,
+            b'>' | b']' | b')' if depth == 0 => {
+                end = i;
+                break;
+            }
+            b'>' | b']' | b')' => depth -= 1,
+            b' ' if depth == 0 && qualified[i..].starts_with(" as ") => {
+                end = i;
+                trait_start = Some(i + 4);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let self_type = qualified[..end].trim_start_matches(['&', '*', '[', '(', ' ']);
+    let self_type = ["mut ", "const ", "dyn "]
+        .iter()
+        .fold(self_type, |t, prefix| t.strip_prefix(prefix).unwrap_or(t));
+    if self_type.contains("::") {
+        first_segment(self_type)
+    } else if let Some(start) = trait_start {
+        first_segment(&qualified[start..])
+    } else {
+        first_segment(self_type)
+    }
+}
+
+fn first_segment(path: &str) -> &str {
+    let end = path.find([':', '<']).unwrap_or(path.len());
+    &path[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(name: &str) -> SourceFrame {
+        SourceFrame {
+            name: name.to_owned(),
+            system_name: String::new(),
+            file: String::new(),
+            line: 0,
+        }
+    }
+
+    #[test]
+    fn machinery_is_recognised_by_file_when_names_are_short() {
+        let at = |file: &str| SourceFrame {
+            file: file.to_owned(),
+            ..named("with_capacity_in")
+        };
+        assert!(is_machinery(&at(
+            "/rustc/59807616e1fa/library/alloc/src/raw_vec/mod.rs"
+        )));
+        assert!(is_machinery(&at(&format!("{OWN_SOURCES}alloc.rs"))));
+        assert!(is_machinery(&at(
+            "/rust/deps/hashbrown-0.15.2/src/raw/mod.rs"
+        )));
+        assert!(!is_machinery(&at("/home/me/app/src/cache.rs")));
+    }
+
+    #[test]
+    fn machinery_is_recognised() {
+        for name in [
+            "heapprof::record::sampled_alloc",
+            "<heapprof::alloc::Profiler<A> as core::alloc::global::GlobalAlloc>::alloc",
+            "__rust_alloc",
+            "__rg_alloc",
+            "alloc::raw_vec::RawVec<T,A>::grow_one",
+            "<str as alloc::borrow::ToOwned>::to_owned",
+            "<alloc::string::String as core::clone::Clone>::clone",
+            "<[T] as alloc::slice::hack::ConvertVec>::to_vec",
+            "std::collections::hash::map::HashMap<K,V,S>::insert",
+            "hashbrown::raw::RawTable<T,A>::reserve_rehash",
+            "backtrace::backtrace::libunwind::trace",
+        ] {
+            assert!(is_machinery(&named(name)), "{name}");
+        }
+        for name in [
+            "myapp::cache::insert",
+            "<myapp::Record as core::clone::Clone>::clone",
+            "<&myapp::Key as core::hash::Hash>::hash",
+            "heapprof_cli::demo::build_index",
+            "main",
+            "start_thread",
+        ] {
+            assert!(!is_machinery(&named(name)), "{name}");
+        }
+    }
+}

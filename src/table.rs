@@ -1,0 +1,252 @@
+//! The sample table: interned stacks and per-(stack, object size, rate)
+//! buckets of sampled allocation and free counts, as Go keeps them.
+//!
+//! Only cold paths touch it (a sampled allocation, the free of a sampled
+//! block, a profile write), always with the reentrancy guard held, so its own
+//! allocations go straight to the inner allocator. It never panics: growth
+//! uses `try_reserve`, and a full table turns samples into a dropped count.
+//!
+//! Bounds: `MAX_BUCKETS` buckets (40 bytes each) and `MAX_FRAMES` interned
+//! frame addresses (8 bytes each): at most about 21 MiB however many distinct
+//! stacks a program has. Keeping the rate in the key lets a bucket's counts be
+//! scaled exactly even when the rate changed while the program ran.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Mutex, MutexGuard};
+
+/// Most buckets the table holds; further new (stack, size) pairs are dropped.
+pub(crate) const MAX_BUCKETS: usize = 1 << 17;
+/// Most frame addresses the interned stacks hold in all.
+pub(crate) const MAX_FRAMES: usize = 1 << 21;
+
+/// A bucket's identity and counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Bucket {
+    /// Index of the stack in the table.
+    pub stack: u32,
+    /// Size of every object in this bucket.
+    pub size: u64,
+    /// Sampling rate the allocations were sampled at.
+    pub rate: u64,
+    /// Sampled allocations.
+    pub allocs: u64,
+    /// Sampled allocations since freed.
+    pub frees: u64,
+}
+
+#[derive(Clone, Copy)]
+struct StackSpan {
+    start: u32,
+    len: u32,
+}
+
+/// A copy of the table, taken quickly under the lock and worked on outside it.
+pub(crate) struct Snapshot {
+    pub frames: Vec<usize>,
+    stacks: Vec<StackSpan>,
+    pub buckets: Vec<Bucket>,
+    pub dropped_samples: u64,
+}
+
+impl Snapshot {
+    /// The frame addresses of stack `stack`, leaf first.
+    pub(crate) fn stack(&self, stack: u32) -> &[usize] {
+        let span = self.stacks[stack as usize];
+        &self.frames[span.start as usize..(span.start + span.len) as usize]
+    }
+}
+
+/// A fast multiplicative hasher: keys are addresses and small integers that
+/// need no protection from collision attacks, and it must not allocate.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517C_C1B7_2722_0A95);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(n as u64);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+type Fast = BuildHasherDefault<AddressHasher>;
+
+pub(crate) struct Table {
+    frames: Vec<usize>,
+    stacks: Vec<StackSpan>,
+    /// Stack hash -> indices of stacks with that hash.
+    stack_index: HashMap<u64, Vec<u32>, Fast>,
+    buckets: Vec<Bucket>,
+    bucket_index: HashMap<(u32, u64, u64), u32, Fast>,
+    dropped_samples: u64,
+}
+
+static TABLE: Mutex<Table> = Mutex::new(Table {
+    frames: Vec::new(),
+    stacks: Vec::new(),
+    stack_index: HashMap::with_hasher(BuildHasherDefault::new()),
+    buckets: Vec::new(),
+    bucket_index: HashMap::with_hasher(BuildHasherDefault::new()),
+    dropped_samples: 0,
+});
+
+/// Locks the table. A panic cannot happen while it is held, but if one ever
+/// did, the data is still consistent counts: carry on rather than poison.
+pub(crate) fn lock() -> MutexGuard<'static, Table> {
+    TABLE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Table {
+    /// Counts one sampled allocation; returns its bucket, or `None` (and
+    /// counts a dropped sample) when the table is full.
+    pub(crate) fn record_alloc(&mut self, stack: &[usize], size: u64, rate: u64) -> Option<u32> {
+        let bucket = self
+            .intern_stack(stack)
+            .and_then(|stack| self.bucket(stack, size, rate));
+        match bucket {
+            Some(index) => self.buckets[index as usize].allocs += 1,
+            None => self.dropped_samples += 1,
+        }
+        bucket
+    }
+
+    /// Takes back a recorded allocation whose block could not be tracked.
+    pub(crate) fn unrecord_alloc(&mut self, bucket: u32) {
+        self.buckets[bucket as usize].allocs -= 1;
+        self.dropped_samples += 1;
+    }
+
+    /// Counts a sample that could not be kept.
+    pub(crate) fn count_dropped(&mut self) {
+        self.dropped_samples += 1;
+    }
+
+    /// Counts the free of a sampled block of `bucket`.
+    pub(crate) fn record_free(&mut self, bucket: u32) {
+        if let Some(b) = self.buckets.get_mut(bucket as usize) {
+            b.frees += 1;
+        }
+    }
+
+    /// Copies everything out; errors only if memory for the copy is short.
+    pub(crate) fn snapshot(&self) -> Result<Snapshot, std::collections::TryReserveError> {
+        let mut frames = Vec::new();
+        frames.try_reserve_exact(self.frames.len())?;
+        frames.extend_from_slice(&self.frames);
+        let mut stacks = Vec::new();
+        stacks.try_reserve_exact(self.stacks.len())?;
+        stacks.extend_from_slice(&self.stacks);
+        let mut buckets = Vec::new();
+        buckets.try_reserve_exact(self.buckets.len())?;
+        buckets.extend_from_slice(&self.buckets);
+        Ok(Snapshot {
+            frames,
+            stacks,
+            buckets,
+            dropped_samples: self.dropped_samples,
+        })
+    }
+
+    fn intern_stack(&mut self, stack: &[usize]) -> Option<u32> {
+        let mut hasher = AddressHasher::default();
+        for &frame in stack {
+            hasher.write_usize(frame);
+        }
+        let hash = hasher.finish();
+        if let Some(candidates) = self.stack_index.get(&hash) {
+            for &candidate in candidates {
+                let span = self.stacks[candidate as usize];
+                let frames = &self.frames[span.start as usize..(span.start + span.len) as usize];
+                if frames == stack {
+                    return Some(candidate);
+                }
+            }
+        }
+        if self.frames.len() + stack.len() > MAX_FRAMES || self.stacks.len() >= MAX_BUCKETS {
+            return None;
+        }
+        self.frames.try_reserve(stack.len()).ok()?;
+        self.stacks.try_reserve(1).ok()?;
+        self.stack_index.try_reserve(1).ok()?;
+        let index = self.stacks.len() as u32;
+        let candidates = self.stack_index.entry(hash).or_default();
+        candidates.try_reserve(1).ok()?;
+        candidates.push(index);
+        self.stacks.push(StackSpan {
+            start: self.frames.len() as u32,
+            len: stack.len() as u32,
+        });
+        self.frames.extend_from_slice(stack);
+        Some(index)
+    }
+
+    fn bucket(&mut self, stack: u32, size: u64, rate: u64) -> Option<u32> {
+        if let Some(&index) = self.bucket_index.get(&(stack, size, rate)) {
+            return Some(index);
+        }
+        if self.buckets.len() >= MAX_BUCKETS {
+            return None;
+        }
+        self.buckets.try_reserve(1).ok()?;
+        self.bucket_index.try_reserve(1).ok()?;
+        let index = self.buckets.len() as u32;
+        self.buckets.push(Bucket {
+            stack,
+            size,
+            rate,
+            allocs: 0,
+            frees: 0,
+        });
+        self.bucket_index.insert((stack, size, rate), index);
+        Some(index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty() -> Table {
+        Table {
+            frames: Vec::new(),
+            stacks: Vec::new(),
+            stack_index: HashMap::default(),
+            buckets: Vec::new(),
+            bucket_index: HashMap::default(),
+            dropped_samples: 0,
+        }
+    }
+
+    #[test]
+    fn same_stack_and_size_share_a_bucket() {
+        let mut t = empty();
+        let a = t.record_alloc(&[1, 2, 3], 64, 512).unwrap();
+        let b = t.record_alloc(&[1, 2, 3], 64, 512).unwrap();
+        let c = t.record_alloc(&[1, 2, 3], 128, 512).unwrap();
+        let d = t.record_alloc(&[1, 2, 4], 64, 512).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_ne!(a, d);
+        t.record_free(a);
+        let snap = t.snapshot().unwrap();
+        assert_eq!(snap.buckets[a as usize].allocs, 2);
+        assert_eq!(snap.buckets[a as usize].frees, 1);
+        assert_eq!(snap.stack(snap.buckets[d as usize].stack), &[1, 2, 4]);
+        assert_eq!(snap.frames.len(), 6, "stacks are interned once");
+    }
+}
