@@ -1,0 +1,105 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use heapprof::pprof::Profile;
+
+/// Values of the four heap sample types, summed over the samples whose leaf
+/// function is `site` (a function name's last path segment) and, if given,
+/// whose object size is `size`.
+pub fn site_totals(profile: &Profile, site: &str, size: Option<i64>) -> [i64; 4] {
+    let mut totals = [0i64; 4];
+    for sample in &profile.samples {
+        let Some(&leaf) = sample.locations.first() else {
+            continue;
+        };
+        let Some(line) = profile.locations[leaf].lines.first() else {
+            continue;
+        };
+        let name = &profile.functions[line.function].name;
+        if !(name.ends_with(&format!("::{site}")) || name == site) {
+            continue;
+        }
+        if let Some(size) = size {
+            if object_size(sample) != Some(size) {
+                continue;
+            }
+        }
+        for (total, value) in totals.iter_mut().zip(&sample.values) {
+            *total += value;
+        }
+    }
+    totals
+}
+
+/// The `bytes` label of a sample.
+pub fn object_size(sample: &heapprof::pprof::Sample) -> Option<i64> {
+    sample
+        .labels
+        .iter()
+        .find_map(|l| match (&l.key[..], &l.value) {
+            ("bytes", heapprof::pprof::LabelValue::Num { value, .. }) => Some(*value),
+            _ => None,
+        })
+}
+
+/// A fresh directory for one test's files.
+pub fn scratch_dir(test: &str) -> PathBuf {
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// Runs the real `go tool pprof` with `args`. Fails loudly if Go is missing:
+/// these tests are the proof of compatibility and must not be skipped
+/// (`.ci/run` installs golang-go).
+pub fn go_pprof(args: &[&str]) -> Output {
+    let output = Command::new("go")
+        .arg("tool")
+        .arg("pprof")
+        .args(args)
+        .env("PPROF_TMPDIR", std::env::temp_dir())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run `go tool pprof` ({e}): install Go (Debian: apt-get install golang-go)"
+            )
+        });
+    output
+}
+
+/// `go tool pprof` output, asserting success.
+pub fn go_pprof_ok(args: &[&str]) -> String {
+    let output = go_pprof(args);
+    assert!(
+        output.status.success(),
+        "go tool pprof {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+/// The `flat` and `cum` columns of the `-top` row for the function whose
+/// name ends with `site`, in the units printed (use `-unit=B` for bytes).
+pub fn top_row(top: &str, site: &str) -> Option<(i64, i64)> {
+    top.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 6 {
+            return None;
+        }
+        let name = fields[5];
+        if !(name.ends_with(&format!("::{site}")) || name == site) {
+            return None;
+        }
+        let number = |s: &str| {
+            s.trim_end_matches('B')
+                .parse::<i64>()
+                .unwrap_or_else(|_| panic!("{s:?} is not a plain number: run -top with -unit=B"))
+        };
+        Some((number(fields[0]), number(fields[3])))
+    })
+}

@@ -1,0 +1,132 @@
+//! The real `go tool pprof` reads heapprof's profiles exactly as it reads a
+//! Go heap profile: sample types, period, per-function values (exact at rate
+//! 1), the `bytes` label, and the `allocs` flavour's default.
+
+mod common;
+
+use std::hint::black_box;
+
+use common::{go_pprof, go_pprof_ok, scratch_dir, top_row};
+
+#[global_allocator]
+static ALLOC: heapprof::Profiler = heapprof::Profiler::system();
+
+const KEPT: usize = 100;
+const KEPT_SIZE: usize = 4096;
+const CHURNED: usize = 1000;
+const CHURNED_SIZE: usize = 256;
+
+#[inline(never)]
+fn keep_pages(into: &mut Vec<Box<[u8]>>) {
+    for i in 0..KEPT {
+        into.push(vec![i as u8; KEPT_SIZE].into_boxed_slice());
+    }
+}
+
+#[inline(never)]
+fn churn_buffers() {
+    for i in 0..CHURNED {
+        black_box(vec![i as u8; CHURNED_SIZE]);
+    }
+}
+
+#[test]
+fn go_tool_pprof_reads_exact_figures_at_rate_1() {
+    heapprof::set_sample_rate(1);
+    let mut kept = Vec::with_capacity(KEPT);
+    keep_pages(&mut kept);
+    churn_buffers();
+    let dir = scratch_dir("pprof-client");
+    let heap = dir.join("heap.pb.gz");
+    let allocs = dir.join("allocs.pb.gz");
+    heapprof::write_heap_profile(&heap).unwrap();
+    heapprof::write_allocs_profile(&allocs).unwrap();
+    heapprof::set_sample_rate(heapprof::DEFAULT_RATE as usize);
+    let heap = heap.to_str().unwrap();
+    let allocs = allocs.to_str().unwrap();
+
+    let raw = go_pprof_ok(&["-raw", heap]);
+    assert!(
+        raw.contains("alloc_objects/count alloc_space/bytes inuse_objects/count inuse_space/bytes"),
+        "{raw}"
+    );
+    assert!(raw.contains("PeriodType: space bytes"), "{raw}");
+    assert!(raw.contains("Period: 1\n"), "{raw}");
+    assert!(raw.contains(&format!("bytes:[{KEPT_SIZE}]")), "{raw}");
+
+    let expect = [
+        ("alloc_objects", "keep_pages", KEPT),
+        ("alloc_space", "keep_pages", KEPT * KEPT_SIZE),
+        ("inuse_objects", "keep_pages", KEPT),
+        ("inuse_space", "keep_pages", KEPT * KEPT_SIZE),
+        ("alloc_objects", "churn_buffers", CHURNED),
+        ("alloc_space", "churn_buffers", CHURNED * CHURNED_SIZE),
+    ];
+    for (index, site, value) in expect {
+        let top = go_pprof_ok(&[
+            "-top",
+            "-nodefraction=0",
+            "-unit=B",
+            &format!("-sample_index={index}"),
+            heap,
+        ]);
+        let (flat, cum) = top_row(&top, site)
+            .unwrap_or_else(|| panic!("{site} missing from -top {index}:\n{top}"));
+        assert_eq!(
+            (flat, cum),
+            (value as i64, value as i64),
+            "{site} {index}:\n{top}"
+        );
+    }
+    // Freed blocks are not in use: the site is absent from the in-use view.
+    let top = go_pprof_ok(&[
+        "-top",
+        "-nodefraction=0",
+        "-unit=B",
+        "-sample_index=inuse_space",
+        heap,
+    ]);
+    assert!(top_row(&top, "churn_buffers").is_none(), "{top}");
+
+    // The heap profile shows inuse_space by default, the allocs one alloc_space.
+    assert!(go_pprof_ok(&["-top", heap]).contains("Type: inuse_space"));
+    assert!(go_pprof_ok(&["-top", allocs]).contains("Type: alloc_space"));
+
+    // -traces names the test's own function as the leaf of the kept blocks,
+    // with the allocator's and std's frames hidden above it.
+    let traces = go_pprof_ok(&["-traces", "-sample_index=inuse_objects", heap]);
+    let blocks: Vec<&str> = traces
+        .split("-----------+")
+        .filter(|b| b.contains(&format!("bytes:  {}kB", KEPT_SIZE / 1024)))
+        .collect();
+    let mut objects = 0;
+    for block in &blocks {
+        // The optimiser may split the loop into several call sites: one
+        // trace each, all led by the same function.
+        let mut lines = block.lines().skip_while(|l| !l.contains("bytes:")).skip(1);
+        let leaf = lines.next().expect("value line");
+        let (value, function) = leaf
+            .trim()
+            .split_once(char::is_whitespace)
+            .expect("value and function");
+        assert_eq!(function.trim(), "pprof_client::keep_pages", "{block}");
+        assert!(
+            block.contains("pprof_client::go_tool_pprof_reads_exact_figures_at_rate_1"),
+            "{block}"
+        );
+        objects += value.parse::<usize>().expect("count");
+    }
+    assert_eq!(objects, KEPT, "{traces}");
+    drop(kept);
+}
+
+#[test]
+fn go_tool_pprof_rejects_what_it_should() {
+    let dir = scratch_dir("pprof-client-bad");
+    let truncated = dir.join("truncated.pb.gz");
+    let bytes = heapprof::heap_profile().unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let out = go_pprof(&["-top", truncated.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected EOF"));
+}
