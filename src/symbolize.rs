@@ -80,7 +80,20 @@ fn is_mangled(name: &str) -> bool {
 /// `String::from`, `format!`, `HashMap::insert`...), as Go hides its runtime's
 /// `mallocgc`, `makeslice` and `growslice`. Frames of these crates further up
 /// the stack, under user code, are kept.
-const MACHINERY_CRATES: &[&str] = &["heapprof", "backtrace", "alloc", "core", "std", "hashbrown"];
+const MACHINERY_CRATES: &[&str] = &["backtrace", "alloc", "core", "std", "hashbrown"];
+
+/// heapprof's own allocation-path modules. Matched by path rather than by
+/// crate: a binary named `heapprof` (like this project's CLI) has functions
+/// `heapprof::...` of its own that must stay visible.
+const MACHINERY_PATHS: &[&str] = &[
+    "heapprof::alloc::",
+    "heapprof::record::",
+    "heapprof::sampler::",
+    "heapprof::unwind::",
+    "heapprof::blocks::",
+    "heapprof::table::",
+    "heapprof::guard::",
+];
 
 /// Symbols of the allocator shim and the unwinder.
 const MACHINERY_SYMBOLS: &[&str] = &["__rust_", "__rg_", "__rdl_", "_Unwind_", "__rustc::"];
@@ -98,9 +111,13 @@ const STD_SOURCES: &[&str] = &["/rustc/", "/rustlib/src/rust/library/", "/rust/d
 /// inlined functions only short names, by its source file too.
 pub(crate) fn is_machinery(frame: &SourceFrame) -> bool {
     let name = &frame.name;
+    let unqualified = name.trim_start_matches('<');
     MACHINERY_SYMBOLS
         .iter()
         .any(|prefix| name.starts_with(prefix))
+        || MACHINERY_PATHS
+            .iter()
+            .any(|path| unqualified.starts_with(path))
         || MACHINERY_CRATES.contains(&crate_of(name))
         || frame.file.starts_with(OWN_SOURCES)
         || STD_SOURCES
@@ -205,6 +222,8 @@ mod tests {
             "<myapp::Record as core::clone::Clone>::clone",
             "<&myapp::Key as core::hash::Hash>::hash",
             "heapprof_cli::demo::build_index",
+            "heapprof::demo::build_index",
+            "heapprof::main",
             "main",
             "start_thread",
         ] {

@@ -1,0 +1,144 @@
+//! Command-line arguments (clap derive). Only parsing lives here; each
+//! subcommand's module maps these onto its work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Where memory goes: top tables, flamegraphs, folded stacks and diffs for
+/// any pprof profile (heapprof's, Go's heap and allocs profiles, CPU profiles
+/// from Go or pprof-rs), gzipped or not.
+#[derive(Debug, Parser)]
+#[command(name = "heapprof", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Table of the functions that allocate (or hold) the most, like `go tool pprof -top`.
+    #[command(after_help = "Example:\n  heapprof top heap.pb.gz --sample-index alloc_space -n 20")]
+    Top(TopArgs),
+    /// Render an SVG flamegraph (via inferno).
+    #[command(
+        after_help = "Example:\n  heapprof flamegraph heap.pb.gz -o heap.svg --sample-index inuse_space"
+    )]
+    Flamegraph(FlamegraphArgs),
+    /// Print folded stacks (`root;...;leaf value`) for flamegraph.pl, inferno or speedscope.
+    #[command(after_help = "Example:\n  heapprof folded heap.pb.gz > heap.folded")]
+    Folded(FoldedArgs),
+    /// Where memory grew between two profiles of one program: NEW minus BASE.
+    #[command(
+        after_help = "Example:\n  heapprof diff before.pb.gz after.pb.gz --flamegraph growth.svg"
+    )]
+    Diff(DiffArgs),
+    /// Summary of a profile: sample types, period, time, counts, totals, comments.
+    #[command(after_help = "Example:\n  heapprof info heap.pb.gz")]
+    Info(InfoArgs),
+    /// Profile a built-in workload in-process: writes heap.pb.gz and flamegraph.svg, prints the top table.
+    #[command(after_help = "Example:\n  heapprof demo --out /tmp/heapprof-demo")]
+    Demo(DemoArgs),
+}
+
+/// Choosing the sample type and filtering samples; shared by the reports.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Selection {
+    /// Sample type to report, by name (e.g. alloc_space, inuse_objects) or index; default: the profile's default.
+    #[arg(long, short = 'i', value_name = "NAME|N")]
+    pub sample_index: Option<String>,
+    /// Only samples with a function matching this regex.
+    #[arg(long, value_name = "REGEX")]
+    pub focus: Option<String>,
+    /// Drop samples with a function matching this regex.
+    #[arg(long, value_name = "REGEX")]
+    pub ignore: Option<String>,
+    /// Remove functions matching this regex from stacks (their samples stay).
+    #[arg(long, value_name = "REGEX")]
+    pub hide: Option<String>,
+}
+
+/// `heapprof top`.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// The profile.
+    pub profile: PathBuf,
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Show at most N rows (default: all above the node fraction).
+    #[arg(short = 'n', long = "nodecount", value_name = "N")]
+    pub node_count: Option<usize>,
+    /// Hide functions whose cum is under this fraction of the total, like pprof.
+    #[arg(long, default_value_t = 0.005, value_name = "FRACTION")]
+    pub node_fraction: f64,
+    /// Sort by cumulative value instead of flat.
+    #[arg(long)]
+    pub cum: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `heapprof flamegraph`.
+#[derive(Debug, Args)]
+pub struct FlamegraphArgs {
+    /// The profile.
+    pub profile: PathBuf,
+    /// Where to write the SVG.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Draw an icicle graph (roots at the top).
+    #[arg(long)]
+    pub icicle: bool,
+    /// Title of the graph (default: the profile's file name and sample type).
+    #[arg(long)]
+    pub title: Option<String>,
+}
+
+/// `heapprof folded`.
+#[derive(Debug, Args)]
+pub struct FoldedArgs {
+    /// The profile.
+    pub profile: PathBuf,
+    #[command(flatten)]
+    pub selection: Selection,
+}
+
+/// `heapprof diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier profile.
+    pub base: PathBuf,
+    /// The later profile.
+    pub new: PathBuf,
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Show at most N rows.
+    #[arg(short = 'n', long = "nodecount", value_name = "N")]
+    pub node_count: Option<usize>,
+    /// Also write a differential flamegraph (growth red, shrink blue).
+    #[arg(long, value_name = "FILE")]
+    pub flamegraph: Option<PathBuf>,
+}
+
+/// `heapprof info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// The profile.
+    pub profile: PathBuf,
+}
+
+/// `heapprof demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory for heap.pb.gz and flamegraph.svg.
+    #[arg(long, default_value = "heapprof-demo", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Sampling rate in bytes (mean bytes between samples).
+    #[arg(long, default_value_t = heapprof::DEFAULT_RATE as usize, value_name = "BYTES")]
+    pub rate: usize,
+}

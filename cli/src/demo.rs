@@ -1,0 +1,149 @@
+//! `heapprof demo`: the whole product in one command. A built-in workload
+//! runs in this process under heapprof's own allocator (installed in
+//! `main.rs`); the demo writes `heap.pb.gz` and `flamegraph.svg` and prints
+//! the in-use top table.
+//!
+//! The workload is a small "search service" with a known memory story: an
+//! index and a document store that stay, a response cache that leaks
+//! (entries are never evicted), and request rendering that churns.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use heapprof::pprof::Profile;
+
+use crate::args::DemoArgs;
+use crate::graph::{self, TopOptions};
+use crate::{flamegraph, stacks, top};
+
+/// Documents the service keeps.
+const DOCUMENTS: usize = 20_000;
+/// Requests it serves.
+const REQUESTS: usize = 60_000;
+
+/// Runs `heapprof demo`.
+pub fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<()> {
+    heapprof::set_sample_rate(args.rate);
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+
+    let documents = load_documents();
+    let index = build_index(&documents);
+    let mut cache = ResponseCache::default();
+    let mut served = 0;
+    for request in 0..REQUESTS {
+        served += serve_request(request, &index, &mut cache);
+    }
+    black_box(served);
+
+    let heap_path = args.out.join("heap.pb.gz");
+    heapprof::write_heap_profile(&heap_path)?;
+    let profile = Profile::decode(&std::fs::read(&heap_path)?)?;
+    let index_of = profile.default_sample_index();
+    let all = stacks::stacks(&profile, index_of, &stacks::Filters::default());
+    let svg_path = args.out.join("flamegraph.svg");
+    flamegraph::write_svg(
+        &all,
+        &profile.sample_types[index_of],
+        "heapprof demo: in-use space",
+        false,
+        &svg_path,
+    )?;
+
+    let table = graph::top(
+        &all,
+        &TopOptions {
+            node_count: 10,
+            ..TopOptions::default()
+        },
+    );
+    top::write_header(&profile, index_of, out)?;
+    top::write_table(&profile.sample_types[index_of].unit, &table, out)?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Wrote {} and {}",
+        heap_path.display(),
+        svg_path.display()
+    )?;
+    writeln!(
+        out,
+        "Next: heapprof top {} --sample-index alloc_space   |   go tool pprof -top {}",
+        heap_path.display(),
+        heap_path.display()
+    )?;
+    drop((documents, index, cache));
+    Ok(())
+}
+
+/// Keeps every document's text: ~2 KiB each.
+#[inline(never)]
+fn load_documents() -> Vec<String> {
+    (0..DOCUMENTS)
+        .map(|i| {
+            format!(
+                "document {i}: {}",
+                "lorem ipsum dolor sit amet ".repeat(70 + i % 20)
+            )
+        })
+        .collect()
+}
+
+/// Keeps a word -> postings map over every document.
+#[inline(never)]
+fn build_index(documents: &[String]) -> HashMap<String, Vec<u32>> {
+    let mut index: HashMap<String, Vec<u32>> = HashMap::new();
+    for (id, doc) in documents.iter().enumerate() {
+        for word in doc.split_whitespace().step_by(7) {
+            index.entry(word.to_owned()).or_default().push(id as u32);
+        }
+        index
+            .entry(format!("doc-{id}"))
+            .or_default()
+            .push(id as u32);
+    }
+    index
+}
+
+/// A cache that never evicts: the leak this demo's profile points at.
+#[derive(Default)]
+struct ResponseCache {
+    entries: HashMap<usize, Vec<u8>>,
+}
+
+impl ResponseCache {
+    #[inline(never)]
+    fn remember(&mut self, request: usize, response: &[u8]) {
+        self.entries.insert(request, response.to_vec());
+    }
+}
+
+/// Renders a response (temporary buffers) and caches one request in three.
+#[inline(never)]
+fn serve_request(
+    request: usize,
+    index: &HashMap<String, Vec<u32>>,
+    cache: &mut ResponseCache,
+) -> usize {
+    let response = render_response(request, index);
+    if request % 3 == 0 {
+        cache.remember(request, &response);
+    }
+    response.len()
+}
+
+#[inline(never)]
+fn render_response(request: usize, index: &HashMap<String, Vec<u32>>) -> Vec<u8> {
+    let hits = index
+        .get(&format!("doc-{}", request % DOCUMENTS))
+        .map_or(0, Vec::len);
+    let mut page = Vec::with_capacity(256);
+    for line in 0..16 {
+        page.extend_from_slice(
+            format!("<li>request {request} hit {hits} line {line}</li>\n").as_bytes(),
+        );
+    }
+    page
+}

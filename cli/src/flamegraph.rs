@@ -1,0 +1,91 @@
+//! `heapprof flamegraph`: an SVG flamegraph of one sample type via inferno,
+//! counting bytes (or objects) with the memory palette.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use heapprof::pprof::ValueType;
+use inferno::flamegraph::{self, color::BasicPalette, color::Palette, Direction, Options};
+
+use crate::args::FlamegraphArgs;
+use crate::stacks::Stack;
+use crate::{folded, load, output};
+
+/// Runs `heapprof flamegraph`.
+pub fn run(args: &FlamegraphArgs) -> Result<()> {
+    let profile = load::profile(&args.profile)?;
+    let (index, stacks) = load::stacks(&profile, &args.selection)?;
+    let sample_type = &profile.sample_types[index];
+    let title = args.title.clone().unwrap_or_else(|| {
+        let file = args
+            .profile
+            .file_name()
+            .map_or(String::new(), |f| f.to_string_lossy().into_owned());
+        format!("{file}: {}", sample_type.r#type)
+    });
+    write_svg(&stacks, sample_type, &title, args.icicle, &args.output)
+}
+
+/// Renders `stacks` to an SVG file at `path`.
+pub fn write_svg(
+    stacks: &[Stack],
+    sample_type: &ValueType,
+    title: &str,
+    icicle: bool,
+    path: &Path,
+) -> Result<()> {
+    let lines: Vec<String> = folded::fold_all(stacks)
+        .into_iter()
+        .filter(|&(_, value)| value > 0)
+        .map(|(stack, value)| format!("{stack} {value}"))
+        .collect();
+    if lines.is_empty() {
+        bail!(
+            "nothing to draw: no sample has a positive {} value",
+            sample_type.r#type
+        );
+    }
+    let mut options = options(sample_type, title, icicle);
+    output::write_atomically(path, |out| {
+        flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), out)
+            .context("rendering the flamegraph")
+    })
+}
+
+/// inferno options for memory: counts named after the unit, memory palette.
+pub fn options(sample_type: &ValueType, title: &str, icicle: bool) -> Options<'static> {
+    let mut options = Options::default();
+    options.title = title.to_owned();
+    options.count_name = match sample_type.unit.as_str() {
+        "count" if sample_type.r#type.contains("objects") => "objects".to_owned(),
+        "count" => "samples".to_owned(),
+        unit => unit.to_owned(),
+    };
+    options.colors = Palette::Basic(BasicPalette::Mem);
+    if icicle {
+        options.direction = Direction::Inverted;
+    }
+    options
+}
+
+/// Writes a flamegraph from differential lines (`stack before after`).
+pub fn write_differential(
+    lines: &[String],
+    sample_type: &ValueType,
+    title: &str,
+    path: &Path,
+) -> Result<()> {
+    if lines.is_empty() {
+        bail!(
+            "nothing to draw: neither profile has a non-zero {} value",
+            sample_type.r#type
+        );
+    }
+    let mut options = options(sample_type, title, false);
+    options.colors = Palette::Basic(BasicPalette::Hot);
+    output::write_atomically(path, |out: &mut dyn Write| {
+        flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), out)
+            .context("rendering the flamegraph")
+    })
+}
