@@ -54,6 +54,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<()> {
 
     let table = graph::top(
         &all,
+        graph::total(&all),
         &TopOptions {
             node_count: 10,
             ..TopOptions::default()

@@ -15,21 +15,15 @@ use crate::{flamegraph, folded, load, top};
 pub fn run(args: &DiffArgs, out: &mut dyn Write) -> Result<()> {
     let base = load::profile(&args.base)?;
     let new = load::profile(&args.new)?;
-    let new_index = load::sample_index(&new, &args.selection)?;
+    let new_index = load::sample_index(&args.new, &new, &args.selection)?;
     let sample_type = &new.sample_types[new_index];
     // The same sample type in both, found by name.
     let by_name = Selection {
         sample_index: Some(sample_type.r#type.clone()),
         ..args.selection.clone()
     };
-    let (_, base_stacks) = load::stacks(&base, &by_name).with_context(|| {
-        format!(
-            "{}: cannot compare with {}",
-            args.base.display(),
-            args.new.display()
-        )
-    })?;
-    let (_, new_stacks) = load::stacks(&new, &by_name)?;
+    let base_stacks = load::stacks(&args.base, &base, &by_name)?.stacks;
+    let new_stacks = load::stacks(&args.new, &new, &by_name)?.stacks;
 
     let base_lines = folded::lines(&base_stacks);
     let new_lines = folded::lines(&new_stacks);
@@ -42,12 +36,27 @@ pub fn run(args: &DiffArgs, out: &mut dyn Write) -> Result<()> {
         .collect();
     difference.extend(new_stacks.iter().cloned());
     let difference = merge(difference);
+    // Percentages are of the whole difference, before --focus and friends.
+    let unfiltered = Selection {
+        sample_index: by_name.sample_index.clone(),
+        ..Selection::default()
+    };
+    let mut whole: Vec<Stack> = load::stacks(&args.base, &base, &unfiltered)?
+        .stacks
+        .into_iter()
+        .map(|s| Stack {
+            value: -s.value,
+            ..s
+        })
+        .collect();
+    whole.extend(load::stacks(&args.new, &new, &unfiltered)?.stacks);
+    let total = graph::total(&merge(whole));
 
     let options = TopOptions {
         node_count: args.node_count.unwrap_or(0),
         ..TopOptions::default()
     };
-    let table = graph::top(&difference, &options);
+    let table = graph::top(&difference, total, &options);
     writeln!(out, "Type: {} (new - base)", sample_type.r#type)?;
     top::write_table(&sample_type.unit, &table, out)?;
 

@@ -15,8 +15,8 @@ use crate::{folded, load, output};
 /// Runs `heapprof flamegraph`.
 pub fn run(args: &FlamegraphArgs) -> Result<()> {
     let profile = load::profile(&args.profile)?;
-    let (index, stacks) = load::stacks(&profile, &args.selection)?;
-    let sample_type = &profile.sample_types[index];
+    let selected = load::stacks(&args.profile, &profile, &args.selection)?;
+    let sample_type = &profile.sample_types[selected.index];
     let title = args.title.clone().unwrap_or_else(|| {
         let file = args
             .profile
@@ -24,7 +24,13 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
             .map_or(String::new(), |f| f.to_string_lossy().into_owned());
         format!("{file}: {}", sample_type.r#type)
     });
-    write_svg(&stacks, sample_type, &title, args.icicle, &args.output)
+    write_svg(
+        &selected.stacks,
+        sample_type,
+        &title,
+        args.icicle,
+        &args.output,
+    )
 }
 
 /// Renders `stacks` to an SVG file at `path`.

@@ -14,8 +14,8 @@ use crate::stacks::Stack;
 /// Runs `heapprof folded`.
 pub fn run(args: &FoldedArgs, out: &mut dyn Write) -> Result<()> {
     let profile = load::profile(&args.profile)?;
-    let (_, stacks) = load::stacks(&profile, &args.selection)?;
-    for line in lines(&stacks) {
+    let selected = load::stacks(&args.profile, &profile, &args.selection)?;
+    for line in lines(&selected.stacks) {
         writeln!(out, "{line}")?;
     }
     Ok(())

@@ -1,13 +1,13 @@
 //! Function-level flat/cum figures, computed as `go tool pprof` computes
 //! them for `-top`: flat goes to the leaf frame, cum to every distinct
 //! function of a stack once, nodes whose |cum| is under the node fraction of
-//! the total are dropped and the figures recomputed without them (so a
-//! dropped leaf's flat moves to its caller), then the top N are kept the same
-//! way.
+//! the total are dropped and the figures recomputed without them (a sample
+//! whose leaf was dropped then counts in no row's flat), then the top N are
+//! kept the same way.
 
 use std::collections::{HashMap, HashSet};
 
-use crate::stacks::{Frame, Stack};
+use crate::stacks::Stack;
 
 /// A function's identity in the graph: its name and file.
 pub type NodeKey<'p> = (&'p str, &'p str);
@@ -23,9 +23,9 @@ pub struct Node<'p> {
     pub flat: i64,
     /// Value of the samples whose stack contains this function.
     pub cum: i64,
-    /// Some callers reach it inlined ...
+    /// Some caller always reaches it inlined ...
     pub inlined_in: bool,
-    /// ... and some through a real call.
+    /// ... and some caller (at least once) through a real call.
     pub called_in: bool,
 }
 
@@ -45,6 +45,9 @@ impl Node<'_> {
 pub struct TopOptions {
     /// Drop nodes whose |cum| is below this fraction of the total (pprof: 0.005).
     pub node_fraction: f64,
+    /// Ignore call edges lighter than this fraction when labelling inlined
+    /// functions (pprof: 0.001).
+    pub edge_fraction: f64,
     /// Keep at most this many rows (0: all).
     pub node_count: usize,
     /// Sort by cum instead of flat.
@@ -55,6 +58,7 @@ impl Default for TopOptions {
     fn default() -> Self {
         TopOptions {
             node_fraction: 0.005,
+            edge_fraction: 0.001,
             node_count: 0,
             cum_sort: false,
         }
@@ -66,23 +70,26 @@ impl Default for TopOptions {
 pub struct Top<'p> {
     /// Rows, sorted.
     pub nodes: Vec<Node<'p>>,
-    /// Sum of |value| over all stacks: the 100% of the percentages.
+    /// The 100% of the percentages.
     pub total: i64,
     /// Nodes dropped for being under the cutoff.
     pub dropped: usize,
-    /// The cutoff, in sample units.
-    pub cutoff: i64,
+    /// The cutoff as pprof labels it: the node fraction of `total`. (The
+    /// cutoff applied is that fraction of the signed sum of the values,
+    /// which differs for diffs; pprof prints this one.)
+    pub cutoff_label: i64,
     /// Nodes left before the top N were taken.
     pub before_count: usize,
 }
 
-/// Builds the top table of `stacks`.
-pub fn top<'p>(stacks: &[Stack<'p>], options: &TopOptions) -> Top<'p> {
-    let total = stacks.iter().map(|s| s.value.abs()).sum();
-    let mut nodes = build(stacks, None);
+/// Builds the top table of `stacks`, with percentages of `total` (pprof:
+/// the sum of |value| over the whole profile, filtered or not; see
+/// [`total`]).
+pub fn top<'p>(stacks: &[Stack<'p>], total: i64, options: &TopOptions) -> Top<'p> {
+    let (mut nodes, mut edges) = build(stacks, None);
     let signed_total: i64 = nodes.iter().map(|n| n.flat).sum();
-    let cutoff = ((signed_total as f64) * options.node_fraction) as i64;
-    let cutoff = cutoff.abs();
+    let cutoff = (((signed_total as f64) * options.node_fraction) as i64).abs();
+    let edge_cutoff = (((signed_total as f64) * options.edge_fraction) as i64).abs();
     let mut dropped = 0;
     if cutoff > 0 {
         let kept: HashSet<NodeKey> = nodes
@@ -92,41 +99,69 @@ pub fn top<'p>(stacks: &[Stack<'p>], options: &TopOptions) -> Top<'p> {
             .collect();
         if kept.len() != nodes.len() {
             dropped = nodes.len() - kept.len();
-            nodes = build(stacks, Some(&kept));
+            (nodes, edges) = build(stacks, Some(&kept));
         }
     }
     let before_count = nodes.len();
-    sort(&mut nodes, options.cum_sort);
     if options.node_count > 0 && nodes.len() > options.node_count {
+        sort(&mut nodes, options.cum_sort);
         let kept: HashSet<NodeKey> = nodes[..options.node_count]
             .iter()
             .map(|n| (n.name, n.file))
             .collect();
-        nodes = build(stacks, Some(&kept));
-        sort(&mut nodes, options.cum_sort);
+        (nodes, edges) = build(stacks, Some(&kept));
     }
+    label_inlined(&mut nodes, &edges, edge_cutoff);
+    sort(&mut nodes, options.cum_sort);
     Top {
         nodes,
         total,
         dropped,
-        cutoff,
+        cutoff_label: ((total as f64) * options.node_fraction) as i64,
         before_count,
     }
 }
 
-fn build<'p>(stacks: &[Stack<'p>], kept: Option<&HashSet<NodeKey<'p>>>) -> Vec<Node<'p>> {
+/// The sum of |value| of `stacks`: the total of an unfiltered view.
+pub fn total(stacks: &[Stack]) -> i64 {
+    stacks.iter().map(|s| s.value.abs()).sum()
+}
+
+/// Call edges: (caller, callee) node indices -> (weight, inlined in every
+/// sample that has the edge).
+type Edges = HashMap<(usize, usize), (i64, bool)>;
+
+/// pprof's "(inline)" labels: from the in-edges that outweigh the edge cutoff.
+fn label_inlined(nodes: &mut [Node], edges: &Edges, edge_cutoff: i64) {
+    for (&(_, callee), &(weight, inlined)) in edges {
+        if weight.abs() < edge_cutoff {
+            continue;
+        }
+        if inlined {
+            nodes[callee].inlined_in = true;
+        } else {
+            nodes[callee].called_in = true;
+        }
+    }
+}
+
+fn build<'p>(stacks: &[Stack<'p>], kept: Option<&HashSet<NodeKey<'p>>>) -> (Vec<Node<'p>>, Edges) {
     let mut index: HashMap<NodeKey<'p>, usize> = HashMap::new();
     let mut nodes: Vec<Node<'p>> = Vec::new();
-    let mut seen: HashSet<usize> = HashSet::new();
+    let mut edges = Edges::new();
+    let mut seen_nodes: HashSet<usize> = HashSet::new();
+    let mut seen_edges: HashSet<(usize, usize)> = HashSet::new();
     for stack in stacks {
-        seen.clear();
-        let frames = stack
-            .frames
-            .iter()
-            .filter(|f| kept.is_none_or(|k| k.contains(&(f.name, f.file))));
-        let frames: Vec<&Frame<'p>> = frames.collect();
-        // Walk from the root so that every frame but the first has a caller.
-        for (depth, frame) in frames.iter().rev().enumerate() {
+        seen_nodes.clear();
+        seen_edges.clear();
+        let mut parent: Option<usize> = None;
+        // Whether the frame last walked (finally: the leaf) was dropped.
+        let mut residual = false;
+        for frame in stack.frames.iter().rev() {
+            if kept.is_some_and(|k| !k.contains(&(frame.name, frame.file))) {
+                residual = true;
+                continue;
+            }
             let i = *index.entry((frame.name, frame.file)).or_insert_with(|| {
                 nodes.push(Node {
                     name: frame.name,
@@ -138,23 +173,25 @@ fn build<'p>(stacks: &[Stack<'p>], kept: Option<&HashSet<NodeKey<'p>>>) -> Vec<N
                 });
                 nodes.len() - 1
             });
-            let node = &mut nodes[i];
-            if seen.insert(i) {
-                node.cum += stack.value;
+            if seen_nodes.insert(i) {
+                nodes[i].cum += stack.value;
             }
-            if depth > 0 {
-                if frame.inlined {
-                    node.inlined_in = true;
-                } else {
-                    node.called_in = true;
+            if let Some(p) = parent.filter(|&p| p != i) {
+                if seen_edges.insert((p, i)) {
+                    let edge = edges.entry((p, i)).or_insert((0, true));
+                    edge.0 += stack.value;
+                    edge.1 &= frame.inlined;
                 }
             }
+            parent = Some(i);
+            residual = false;
         }
-        if let Some(leaf) = frames.first() {
-            nodes[index[&(leaf.name, leaf.file)]].flat += stack.value;
+        // As in pprof, a sample whose leaf was dropped adds no flat anywhere.
+        if let (Some(leaf), false) = (parent, residual) {
+            nodes[leaf].flat += stack.value;
         }
     }
-    nodes
+    (nodes, edges)
 }
 
 fn sort(nodes: &mut [Node], cum_sort: bool) {
@@ -175,6 +212,7 @@ fn sort(nodes: &mut [Node], cum_sort: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stacks::Frame;
 
     fn frame(name: &'static str) -> Frame<'static> {
         Frame {
@@ -197,7 +235,7 @@ mod tests {
             stack(&["leaf", "rec", "rec", "rec", "main"], 10),
             stack(&["rec", "main"], 5),
         ];
-        let top = top(&stacks, &TopOptions::default());
+        let top = top(&stacks, total(&stacks), &TopOptions::default());
         let rec = top.nodes.iter().find(|n| n.name == "rec").unwrap();
         assert_eq!((rec.flat, rec.cum), (5, 15));
         assert_eq!(top.total, 15);
@@ -205,17 +243,19 @@ mod tests {
     }
 
     #[test]
-    fn a_dropped_leaf_gives_its_flat_to_its_caller() {
+    fn a_dropped_leaf_takes_its_flat_with_it() {
         let stacks = [
             stack(&["tiny", "caller", "main"], 3),
             stack(&["caller", "main"], 50),
             stack(&["big", "main"], 947),
         ];
-        let top = top(&stacks, &TopOptions::default());
-        // The cutoff is 0.5% of 1000 = 5: "tiny" (cum 3) goes.
-        assert_eq!((top.dropped, top.cutoff), (1, 5));
+        let top = top(&stacks, total(&stacks), &TopOptions::default());
+        // The cutoff is 0.5% of 1000 = 5: "tiny" (cum 3) goes, and its 3
+        // stay in its callers' cum but in nobody's flat (pprof's rule).
+        assert_eq!((top.dropped, top.cutoff_label), (1, 5));
         assert!(top.nodes.iter().all(|n| n.name != "tiny"));
         let caller = top.nodes.iter().find(|n| n.name == "caller").unwrap();
-        assert_eq!((caller.flat, caller.cum), (53, 53));
+        assert_eq!((caller.flat, caller.cum), (50, 53));
+        assert_eq!(top.nodes.iter().map(|n| n.flat).sum::<i64>(), 997);
     }
 }

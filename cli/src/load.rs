@@ -15,13 +15,16 @@ pub fn profile(path: &Path) -> Result<Profile> {
     Profile::decode(&bytes).with_context(|| format!("{}", path.display()))
 }
 
-/// The sample type index chosen by `selection` (or the profile's default).
-pub fn sample_index(profile: &Profile, selection: &Selection) -> Result<usize> {
+/// The sample type index chosen by `selection` (or the profile's default);
+/// errors name `path`.
+pub fn sample_index(path: &Path, profile: &Profile, selection: &Selection) -> Result<usize> {
     if profile.sample_types.is_empty() {
-        anyhow::bail!("the profile has no sample types");
+        anyhow::bail!("{}: the profile has no sample types", path.display());
     }
     match &selection.sample_index {
-        Some(name) => Ok(profile.sample_index(name)?),
+        Some(name) => Ok(profile
+            .sample_index(name)
+            .with_context(|| format!("{}", path.display()))?),
         None => Ok(profile.default_sample_index()),
     }
 }
@@ -31,7 +34,16 @@ pub fn filters(selection: &Selection) -> Result<Filters> {
     let compile = |flag: &str, re: &Option<String>| {
         re.as_deref()
             .map(|re| {
-                Regex::new(re).with_context(|| format!("--{flag} {re:?} is not a valid regex"))
+                Regex::new(re).map_err(|e| {
+                    // regex draws a caret under the pattern over several
+                    // lines; its last line says what is wrong.
+                    let message = e.to_string();
+                    let cause = message.lines().last().unwrap_or_default();
+                    anyhow::anyhow!(
+                        "--{flag} {re:?} is not a valid regex: {}",
+                        cause.trim_start_matches("error: ")
+                    )
+                })
             })
             .transpose()
     };
@@ -42,9 +54,28 @@ pub fn filters(selection: &Selection) -> Result<Filters> {
     })
 }
 
-/// The filtered stacks of `profile` for `selection`, with the index used.
-pub fn stacks<'p>(profile: &'p Profile, selection: &Selection) -> Result<(usize, Vec<Stack<'p>>)> {
-    let index = sample_index(profile, selection)?;
+/// A profile's stacks for one sample type, after the selection's filters.
+pub struct Selected<'p> {
+    /// The sample type index used.
+    pub index: usize,
+    /// The filtered stacks.
+    pub stacks: Vec<Stack<'p>>,
+    /// Sum of |value| over all samples before filtering: as in pprof,
+    /// percentages stay relative to the whole profile under --focus.
+    pub total: i64,
+}
+
+/// The filtered stacks of `profile` (read from `path`) for `selection`.
+pub fn stacks<'p>(
+    path: &Path,
+    profile: &'p Profile,
+    selection: &Selection,
+) -> Result<Selected<'p>> {
+    let index = sample_index(path, profile, selection)?;
     let filters = filters(selection)?;
-    Ok((index, stacks::stacks(profile, index, &filters)))
+    Ok(Selected {
+        index,
+        stacks: stacks::stacks(profile, index, &filters),
+        total: profile.samples.iter().map(|s| s.values[index].abs()).sum(),
+    })
 }

@@ -32,11 +32,9 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let message = e.to_string();
-            let first = message.lines().next().unwrap_or("invalid arguments");
             eprintln!(
                 "heapprof: {} (see heapprof --help)",
-                first.trim_start_matches("error: ")
+                one_line(&e.to_string())
             );
             return ExitCode::from(2);
         }
@@ -56,10 +54,24 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("heapprof: {e:#}");
+            // One line, whatever a cause's message looks like.
+            let message = format!("{e:#}");
+            eprintln!(
+                "heapprof: {}",
+                message.lines().map(str::trim).collect::<Vec<_>>().join(" ")
+            );
             ExitCode::FAILURE
         }
     }
+}
+
+/// clap's message up to its usage section, on one line: "error: the
+/// following required arguments were not provided:\n  <PROFILE>" becomes
+/// "the following required arguments were not provided: <PROFILE>".
+fn one_line(message: &str) -> String {
+    let body = message.split("\n\n").next().unwrap_or(message);
+    let words: Vec<&str> = body.split_whitespace().collect();
+    words.join(" ").trim_start_matches("error: ").to_owned()
 }
 
 /// `heapprof folded x | head` closing the pipe early is not an error.

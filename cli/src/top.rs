@@ -15,13 +15,15 @@ use crate::units::{percentage, Formatter};
 /// Runs `heapprof top`.
 pub fn run(args: &TopArgs, out: &mut dyn Write) -> Result<()> {
     let profile = load::profile(&args.profile)?;
-    let (index, stacks) = load::stacks(&profile, &args.selection)?;
+    let selected = load::stacks(&args.profile, &profile, &args.selection)?;
+    let index = selected.index;
     let options = TopOptions {
         node_fraction: args.node_fraction,
         node_count: args.node_count.unwrap_or(0),
         cum_sort: args.cum,
+        ..TopOptions::default()
     };
-    let top = graph::top(&stacks, &options);
+    let top = graph::top(&selected.stacks, selected.total, &options);
     if args.json {
         write_json(&profile, index, &top, out)
     } else {
@@ -80,7 +82,7 @@ pub fn write_table(unit: &str, top: &Top, out: &mut dyn Write) -> Result<()> {
             out,
             "Dropped {} node{plural} (cum <= {})",
             top.dropped,
-            format.format(top.cutoff)
+            format.format(top.cutoff_label.abs())
         )?;
     }
     if top.nodes.len() < top.before_count {
