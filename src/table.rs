@@ -12,7 +12,9 @@
 //! scaled exactly even when the rate changed while the program ran.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
+
+use rustc_hash::{FxBuildHasher, FxHasher};
 use std::sync::{Mutex, MutexGuard};
 
 /// Most buckets the table holds; further new (stack, size) pairs are dropped.
@@ -57,32 +59,9 @@ impl Snapshot {
     }
 }
 
-/// A fast multiplicative hasher: keys are addresses and small integers that
-/// need no protection from collision attacks, and it must not allocate.
-#[derive(Default)]
-struct AddressHasher(u64);
-
-impl Hasher for AddressHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(b as u64);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517C_C1B7_2722_0A95);
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(n as u64);
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-}
-
-type Fast = BuildHasherDefault<AddressHasher>;
+/// Keys are addresses and small integers with nothing to defend against
+/// collision attacks; FxHash is fast and never allocates.
+type Fast = FxBuildHasher;
 
 pub(crate) struct Table {
     frames: Vec<usize>,
@@ -97,9 +76,9 @@ pub(crate) struct Table {
 static TABLE: Mutex<Table> = Mutex::new(Table {
     frames: Vec::new(),
     stacks: Vec::new(),
-    stack_index: HashMap::with_hasher(BuildHasherDefault::new()),
+    stack_index: HashMap::with_hasher(FxBuildHasher),
     buckets: Vec::new(),
-    bucket_index: HashMap::with_hasher(BuildHasherDefault::new()),
+    bucket_index: HashMap::with_hasher(FxBuildHasher),
     dropped_samples: 0,
 });
 
@@ -163,7 +142,7 @@ impl Table {
     }
 
     fn intern_stack(&mut self, stack: &[usize]) -> Option<u32> {
-        let mut hasher = AddressHasher::default();
+        let mut hasher = FxHasher::default();
         for &frame in stack {
             hasher.write_usize(frame);
         }

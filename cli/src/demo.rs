@@ -42,10 +42,12 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<()> {
     heapprof::write_heap_profile(&heap_path)?;
     let profile = Profile::decode(&std::fs::read(&heap_path)?)?;
     let index_of = profile.default_sample_index();
-    let all = stacks::stacks(&profile, index_of, &stacks::Filters::default());
+    let mut names = stacks::Names::default();
+    let all = stacks::stacks(&profile, index_of, &stacks::Filters::default(), &mut names);
     let svg_path = args.out.join("flamegraph.svg");
     flamegraph::write_svg(
         &all,
+        &names,
         &profile.sample_types[index_of],
         "heapprof demo: in-use space",
         false,
@@ -54,6 +56,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<()> {
 
     let table = graph::top(
         &all,
+        &names,
         graph::total(&all),
         &TopOptions {
             node_count: 10,

@@ -9,13 +9,14 @@ use heapprof::pprof::ValueType;
 use inferno::flamegraph::{self, color::BasicPalette, color::Palette, Direction, Options};
 
 use crate::args::FlamegraphArgs;
-use crate::stacks::Stack;
+use crate::stacks::{Names, Stack};
 use crate::{folded, load, output};
 
 /// Runs `heapprof flamegraph`.
 pub fn run(args: &FlamegraphArgs) -> Result<()> {
     let profile = load::profile(&args.profile)?;
-    let selected = load::stacks(&args.profile, &profile, &args.selection)?;
+    let mut names = Names::default();
+    let selected = load::stacks(&args.profile, profile, &args.selection, &mut names)?;
     let sample_type = &profile.sample_types[selected.index];
     let title = args.title.clone().unwrap_or_else(|| {
         let file = args
@@ -26,6 +27,7 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
     });
     write_svg(
         &selected.stacks,
+        &names,
         sample_type,
         &title,
         args.icicle,
@@ -36,12 +38,13 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
 /// Renders `stacks` to an SVG file at `path`.
 pub fn write_svg(
     stacks: &[Stack],
+    names: &Names,
     sample_type: &ValueType,
     title: &str,
     icicle: bool,
     path: &Path,
 ) -> Result<()> {
-    let lines: Vec<String> = folded::fold_all(stacks)
+    let lines: Vec<String> = folded::fold_all(stacks, names)
         .into_iter()
         .filter(|&(_, value)| value > 0)
         .map(|(stack, value)| format!("{stack} {value}"))

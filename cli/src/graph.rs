@@ -5,16 +5,14 @@
 //! whose leaf was dropped then counts in no row's flat), then the top N are
 //! kept the same way.
 
-use std::collections::{HashMap, HashSet};
-
-use crate::stacks::Stack;
-
-/// A function's identity in the graph: its name and file.
-pub type NodeKey<'p> = (&'p str, &'p str);
+use crate::fasthash::IdMap;
+use crate::stacks::{Names, Stack};
 
 /// One row of a top table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node<'p> {
+    /// The function's id in [`Names`].
+    pub id: u32,
     /// The function's name.
     pub name: &'p str,
     /// Its file.
@@ -82,36 +80,41 @@ pub struct Top<'p> {
     pub before_count: usize,
 }
 
-/// Builds the top table of `stacks`, with percentages of `total` (pprof:
-/// the sum of |value| over the whole profile, filtered or not; see
-/// [`total`]).
-pub fn top<'p>(stacks: &[Stack<'p>], total: i64, options: &TopOptions) -> Top<'p> {
-    let (mut nodes, mut edges) = build(stacks, None);
-    let signed_total: i64 = nodes.iter().map(|n| n.flat).sum();
+/// Builds the top table of `stacks` (functions interned in `names`), with
+/// percentages of `total` (pprof: the sum of |value| over the whole
+/// profile, filtered or not; see [`total`]).
+pub fn top<'p>(stacks: &[Stack], names: &Names<'p>, total: i64, options: &TopOptions) -> Top<'p> {
+    let functions = names.len();
+    let mut graph = Graph::build(stacks, functions, None, false);
+    let signed_total: i64 = graph.flat.iter().sum();
     let cutoff = (((signed_total as f64) * options.node_fraction) as i64).abs();
     let edge_cutoff = (((signed_total as f64) * options.edge_fraction) as i64).abs();
     let mut dropped = 0;
+    let mut kept: Option<Vec<bool>> = None;
     if cutoff > 0 {
-        let kept: HashSet<NodeKey> = nodes
-            .iter()
-            .filter(|n| n.cum.abs() >= cutoff)
-            .map(|n| (n.name, n.file))
+        let above: Vec<bool> = (0..functions)
+            .map(|i| graph.present[i] && graph.cum[i].abs() >= cutoff)
             .collect();
-        if kept.len() != nodes.len() {
-            dropped = nodes.len() - kept.len();
-            (nodes, edges) = build(stacks, Some(&kept));
+        let kept_count = above.iter().filter(|&&k| k).count();
+        if kept_count != graph.count() {
+            dropped = graph.count() - kept_count;
+            graph = Graph::build(stacks, functions, Some(&above), false);
+            kept = Some(above);
         }
     }
-    let before_count = nodes.len();
-    if options.node_count > 0 && nodes.len() > options.node_count {
+    let before_count = graph.count();
+    if options.node_count > 0 && before_count > options.node_count {
+        let mut nodes = graph.nodes(names, 0);
         sort(&mut nodes, options.cum_sort);
-        let kept: HashSet<NodeKey> = nodes[..options.node_count]
-            .iter()
-            .map(|n| (n.name, n.file))
-            .collect();
-        (nodes, edges) = build(stacks, Some(&kept));
+        let mut top_n = vec![false; functions];
+        for node in &nodes[..options.node_count] {
+            top_n[node.id as usize] = true;
+        }
+        kept = Some(top_n);
     }
-    label_inlined(&mut nodes, &edges, edge_cutoff);
+    // Edges only matter for the rows shown: counted in a last pass.
+    let mut nodes =
+        Graph::build(stacks, functions, kept.as_deref(), true).nodes(names, edge_cutoff);
     sort(&mut nodes, options.cum_sort);
     Top {
         nodes,
@@ -127,71 +130,110 @@ pub fn total(stacks: &[Stack]) -> i64 {
     stacks.iter().map(|s| s.value.abs()).sum()
 }
 
-/// Call edges: (caller, callee) node indices -> (weight, inlined in every
-/// sample that has the edge).
-type Edges = HashMap<(usize, usize), (i64, bool)>;
-
-/// pprof's "(inline)" labels: from the in-edges that outweigh the edge cutoff.
-fn label_inlined(nodes: &mut [Node], edges: &Edges, edge_cutoff: i64) {
-    for (&(_, callee), &(weight, inlined)) in edges {
-        if weight.abs() < edge_cutoff {
-            continue;
-        }
-        if inlined {
-            nodes[callee].inlined_in = true;
-        } else {
-            nodes[callee].called_in = true;
-        }
-    }
+/// A call edge's weight and whether it was inlined in every sample that has it.
+struct Edge {
+    weight: i64,
+    inlined: bool,
+    /// The last stack that counted this edge: each counts once per stack.
+    last_stack: usize,
 }
 
-fn build<'p>(stacks: &[Stack<'p>], kept: Option<&HashSet<NodeKey<'p>>>) -> (Vec<Node<'p>>, Edges) {
-    let mut index: HashMap<NodeKey<'p>, usize> = HashMap::new();
-    let mut nodes: Vec<Node<'p>> = Vec::new();
-    let mut edges = Edges::new();
-    let mut seen_nodes: HashSet<usize> = HashSet::new();
-    let mut seen_edges: HashSet<(usize, usize)> = HashSet::new();
-    for stack in stacks {
-        seen_nodes.clear();
-        seen_edges.clear();
-        let mut parent: Option<usize> = None;
-        // Whether the frame last walked (finally: the leaf) was dropped.
-        let mut residual = false;
-        for frame in stack.frames.iter().rev() {
-            if kept.is_some_and(|k| !k.contains(&(frame.name, frame.file))) {
-                residual = true;
+/// Call edges, keyed by (caller << 32 | callee).
+type Edges = IdMap<u64, Edge>;
+
+/// Per-function figures, indexed by function id.
+struct Graph {
+    present: Vec<bool>,
+    flat: Vec<i64>,
+    cum: Vec<i64>,
+    /// (caller << 32 | callee) -> edge.
+    edges: Edges,
+}
+
+impl Graph {
+    /// Walks every stack once. With `kept`, other functions are skipped as
+    /// if absent; a stack whose leaf was skipped adds no flat (pprof's rule).
+    fn build(stacks: &[Stack], functions: usize, kept: Option<&[bool]>, with_edges: bool) -> Graph {
+        let mut graph = Graph {
+            present: vec![false; functions],
+            flat: vec![0; functions],
+            cum: vec![0; functions],
+            edges: Edges::default(),
+        };
+        let mut last_stack = vec![usize::MAX; functions];
+        for (n, stack) in stacks.iter().enumerate() {
+            let mut parent: Option<u32> = None;
+            let mut residual = false;
+            for frame in stack.frames.iter().rev() {
+                let id = frame.function;
+                if kept.is_some_and(|k| !k[id as usize]) {
+                    residual = true;
+                    continue;
+                }
+                let i = id as usize;
+                graph.present[i] = true;
+                if last_stack[i] != n {
+                    last_stack[i] = n;
+                    graph.cum[i] += stack.value;
+                }
+                if let Some(p) = parent.filter(|&p| with_edges && p != id) {
+                    let edge = graph
+                        .edges
+                        .entry(((p as u64) << 32) | id as u64)
+                        .or_insert(Edge {
+                            weight: 0,
+                            inlined: true,
+                            last_stack: usize::MAX,
+                        });
+                    if edge.last_stack != n {
+                        edge.last_stack = n;
+                        edge.weight += stack.value;
+                        edge.inlined &= frame.inlined;
+                    }
+                }
+                parent = Some(id);
+                residual = false;
+            }
+            if let (Some(leaf), false) = (parent, residual) {
+                graph.flat[leaf as usize] += stack.value;
+            }
+        }
+        graph
+    }
+
+    fn count(&self) -> usize {
+        self.present.iter().filter(|&&p| p).count()
+    }
+
+    /// The rows, with pprof's "(inline)" labels from the in-edges that
+    /// outweigh the edge cutoff.
+    fn nodes<'p>(&self, names: &Names<'p>, edge_cutoff: i64) -> Vec<Node<'p>> {
+        let mut inlined_in = vec![false; self.present.len()];
+        let mut called_in = vec![false; self.present.len()];
+        for (&key, edge) in &self.edges {
+            if edge.weight.abs() < edge_cutoff {
                 continue;
             }
-            let i = *index.entry((frame.name, frame.file)).or_insert_with(|| {
-                nodes.push(Node {
-                    name: frame.name,
-                    file: frame.file,
-                    flat: 0,
-                    cum: 0,
-                    inlined_in: false,
-                    called_in: false,
-                });
-                nodes.len() - 1
-            });
-            if seen_nodes.insert(i) {
-                nodes[i].cum += stack.value;
+            let callee = (key & 0xffff_ffff) as usize;
+            if edge.inlined {
+                inlined_in[callee] = true;
+            } else {
+                called_in[callee] = true;
             }
-            if let Some(p) = parent.filter(|&p| p != i) {
-                if seen_edges.insert((p, i)) {
-                    let edge = edges.entry((p, i)).or_insert((0, true));
-                    edge.0 += stack.value;
-                    edge.1 &= frame.inlined;
-                }
-            }
-            parent = Some(i);
-            residual = false;
         }
-        // As in pprof, a sample whose leaf was dropped adds no flat anywhere.
-        if let (Some(leaf), false) = (parent, residual) {
-            nodes[leaf].flat += stack.value;
-        }
+        (0..self.present.len())
+            .filter(|&i| self.present[i])
+            .map(|i| Node {
+                id: i as u32,
+                name: names.name(i as u32),
+                file: names.file(i as u32),
+                flat: self.flat[i],
+                cum: self.cum[i],
+                inlined_in: inlined_in[i],
+                called_in: called_in[i],
+            })
+            .collect()
     }
-    (nodes, edges)
 }
 
 fn sort(nodes: &mut [Node], cum_sort: bool) {
@@ -214,28 +256,32 @@ mod tests {
     use super::*;
     use crate::stacks::Frame;
 
-    fn frame(name: &'static str) -> Frame<'static> {
-        Frame {
-            name,
-            file: "",
-            inlined: false,
-        }
-    }
-
-    fn stack(names: &[&'static str], value: i64) -> Stack<'static> {
-        Stack {
-            frames: names.iter().map(|n| frame(n)).collect(),
-            value,
-        }
+    fn stacks(names: &mut Names<'static>, list: &[(&[&'static str], i64)]) -> Vec<Stack> {
+        list.iter()
+            .map(|(frames, value)| Stack {
+                frames: frames
+                    .iter()
+                    .map(|n| Frame {
+                        function: names.intern(n, ""),
+                        inlined: false,
+                    })
+                    .collect(),
+                value: *value,
+            })
+            .collect()
     }
 
     #[test]
     fn recursion_counts_cum_once_per_sample() {
-        let stacks = [
-            stack(&["leaf", "rec", "rec", "rec", "main"], 10),
-            stack(&["rec", "main"], 5),
-        ];
-        let top = top(&stacks, total(&stacks), &TopOptions::default());
+        let mut names = Names::default();
+        let stacks = stacks(
+            &mut names,
+            &[
+                (&["leaf", "rec", "rec", "rec", "main"], 10),
+                (&["rec", "main"], 5),
+            ],
+        );
+        let top = top(&stacks, &names, total(&stacks), &TopOptions::default());
         let rec = top.nodes.iter().find(|n| n.name == "rec").unwrap();
         assert_eq!((rec.flat, rec.cum), (5, 15));
         assert_eq!(top.total, 15);
@@ -244,12 +290,16 @@ mod tests {
 
     #[test]
     fn a_dropped_leaf_takes_its_flat_with_it() {
-        let stacks = [
-            stack(&["tiny", "caller", "main"], 3),
-            stack(&["caller", "main"], 50),
-            stack(&["big", "main"], 947),
-        ];
-        let top = top(&stacks, total(&stacks), &TopOptions::default());
+        let mut names = Names::default();
+        let stacks = stacks(
+            &mut names,
+            &[
+                (&["tiny", "caller", "main"], 3),
+                (&["caller", "main"], 50),
+                (&["big", "main"], 947),
+            ],
+        );
+        let top = top(&stacks, &names, total(&stacks), &TopOptions::default());
         // The cutoff is 0.5% of 1000 = 5: "tiny" (cum 3) goes, and its 3
         // stay in its callers' cum but in nobody's flat (pprof's rule).
         assert_eq!((top.dropped, top.cutoff_label), (1, 5));

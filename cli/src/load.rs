@@ -7,12 +7,18 @@ use heapprof::pprof::Profile;
 use regex::Regex;
 
 use crate::args::Selection;
-use crate::stacks::{self, Filters, Stack};
+use crate::stacks::{self, Filters, Names, Stack};
 
 /// Reads and decodes the profile at `path`; errors name the file.
-pub fn profile(path: &Path) -> Result<Profile> {
+///
+/// The profile lives until the process exits, on purpose: a command reads a
+/// profile once and exits soon after, and freeing the hundreds of thousands
+/// of small allocations of a large profile just before exit cost more than
+/// a tenth of a second in the large-profile benchmark.
+pub fn profile(path: &Path) -> Result<&'static Profile> {
     let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-    Profile::decode(&bytes).with_context(|| format!("{}", path.display()))
+    let profile = Profile::decode(&bytes).with_context(|| format!("{}", path.display()))?;
+    Ok(Box::leak(Box::new(profile)))
 }
 
 /// The sample type index chosen by `selection` (or the profile's default);
@@ -55,27 +61,29 @@ pub fn filters(selection: &Selection) -> Result<Filters> {
 }
 
 /// A profile's stacks for one sample type, after the selection's filters.
-pub struct Selected<'p> {
+pub struct Selected {
     /// The sample type index used.
     pub index: usize,
     /// The filtered stacks.
-    pub stacks: Vec<Stack<'p>>,
+    pub stacks: Vec<Stack>,
     /// Sum of |value| over all samples before filtering: as in pprof,
     /// percentages stay relative to the whole profile under --focus.
     pub total: i64,
 }
 
-/// The filtered stacks of `profile` (read from `path`) for `selection`.
+/// The filtered stacks of `profile` (read from `path`) for `selection`, with
+/// functions interned in `names`.
 pub fn stacks<'p>(
     path: &Path,
     profile: &'p Profile,
     selection: &Selection,
-) -> Result<Selected<'p>> {
+    names: &mut Names<'p>,
+) -> Result<Selected> {
     let index = sample_index(path, profile, selection)?;
     let filters = filters(selection)?;
     Ok(Selected {
         index,
-        stacks: stacks::stacks(profile, index, &filters),
+        stacks: stacks::stacks(profile, index, &filters, names),
         total: profile.samples.iter().map(|s| s.values[index].abs()).sum(),
     })
 }

@@ -4,6 +4,7 @@
 mod args;
 mod demo;
 mod diff;
+mod fasthash;
 mod flamegraph;
 mod folded;
 mod graph;

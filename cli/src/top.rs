@@ -10,12 +10,14 @@ use serde::Serialize;
 use crate::args::TopArgs;
 use crate::graph::{self, Top, TopOptions};
 use crate::load;
+use crate::stacks::Names;
 use crate::units::{percentage, Formatter};
 
 /// Runs `heapprof top`.
 pub fn run(args: &TopArgs, out: &mut dyn Write) -> Result<()> {
     let profile = load::profile(&args.profile)?;
-    let selected = load::stacks(&args.profile, &profile, &args.selection)?;
+    let mut names = Names::default();
+    let selected = load::stacks(&args.profile, profile, &args.selection, &mut names)?;
     let index = selected.index;
     let options = TopOptions {
         node_fraction: args.node_fraction,
@@ -23,11 +25,11 @@ pub fn run(args: &TopArgs, out: &mut dyn Write) -> Result<()> {
         cum_sort: args.cum,
         ..TopOptions::default()
     };
-    let top = graph::top(&selected.stacks, selected.total, &options);
+    let top = graph::top(&selected.stacks, &names, selected.total, &options);
     if args.json {
-        write_json(&profile, index, &top, out)
+        write_json(profile, index, &top, out)
     } else {
-        write_header(&profile, index, out)?;
+        write_header(profile, index, out)?;
         write_table(&profile.sample_types[index].unit, &top, out)
     }
 }

@@ -84,28 +84,50 @@ impl Strings {
     }
 }
 
-/// Maps ids to indices, rejecting zero and duplicate ids.
-fn index_ids(ids: impl Iterator<Item = u64>, what: &str) -> Result<HashMap<u64, usize>, Error> {
-    let mut index = HashMap::new();
-    for (i, id) in ids.enumerate() {
-        if id == 0 {
-            return Err(malformed(format!("{what} has id 0")));
+/// Id -> index of mappings, locations or functions. Writers number ids
+/// 1..=n, so a table indexed by id serves almost every profile; sparse ids
+/// fall back to a map.
+enum IdIndex {
+    Dense(Vec<usize>),
+    Sparse(HashMap<u64, usize>),
+}
+
+const NO_INDEX: usize = usize::MAX;
+
+/// Indexes ids, rejecting zero and duplicate ids.
+fn index_ids(ids: &[u64], what: &str) -> Result<IdIndex, Error> {
+    let duplicate = |id| malformed(format!("{what} id {id} is used twice"));
+    if ids.contains(&0) {
+        return Err(malformed(format!("{what} has id 0")));
+    }
+    let max = ids.iter().copied().max().unwrap_or(0);
+    if max <= 2 * ids.len() as u64 + 1024 {
+        let mut table = vec![NO_INDEX; max as usize + 1];
+        for (i, &id) in ids.iter().enumerate() {
+            if std::mem::replace(&mut table[id as usize], i) != NO_INDEX {
+                return Err(duplicate(id));
+            }
         }
-        if index.insert(id, i).is_some() {
-            return Err(malformed(format!("{what} id {id} is used twice")));
+        return Ok(IdIndex::Dense(table));
+    }
+    let mut map = HashMap::with_capacity(ids.len());
+    for (i, &id) in ids.iter().enumerate() {
+        if map.insert(id, i).is_some() {
+            return Err(duplicate(id));
         }
     }
-    Ok(index)
+    Ok(IdIndex::Sparse(map))
 }
 
-fn lookup(index: &HashMap<u64, usize>, id: u64, what: &str) -> Result<usize, Error> {
-    index
-        .get(&id)
-        .copied()
-        .ok_or_else(|| malformed(format!("{what} {id} does not exist")))
+fn lookup(index: &IdIndex, id: u64, what: &str) -> Result<usize, Error> {
+    let found = match index {
+        IdIndex::Dense(table) => table.get(id as usize).copied().filter(|&i| i != NO_INDEX),
+        IdIndex::Sparse(map) => map.get(&id).copied(),
+    };
+    found.ok_or_else(|| malformed(format!("{what} {id} does not exist")))
 }
 
-fn from_proto(p: proto::Profile) -> Result<Profile, Error> {
+fn from_proto(mut p: proto::Profile) -> Result<Profile, Error> {
     if p.string_table.first().is_some_and(|s| !s.is_empty()) {
         return Err(malformed("string_table[0] must be empty".into()));
     }
@@ -121,9 +143,10 @@ fn from_proto(p: proto::Profile) -> Result<Profile, Error> {
         .map(|vt| strings.value_type(vt, "sample type"))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let mapping_index = index_ids(p.mapping.iter().map(|m| m.id), "mapping")?;
-    let function_index = index_ids(p.function.iter().map(|f| f.id), "function")?;
-    let location_index = index_ids(p.location.iter().map(|l| l.id), "location")?;
+    let ids = |ids: Vec<u64>, what| index_ids(&ids, what);
+    let mapping_index = ids(p.mapping.iter().map(|m| m.id).collect(), "mapping")?;
+    let function_index = ids(p.function.iter().map(|f| f.id).collect(), "function")?;
+    let location_index = ids(p.location.iter().map(|l| l.id).collect(), "location")?;
 
     let mappings = p
         .mapping
@@ -187,9 +210,9 @@ fn from_proto(p: proto::Profile) -> Result<Profile, Error> {
         })
         .collect::<Result<Vec<_>, Error>>()?;
 
-    let samples = p
-        .sample
-        .iter()
+    // Consumed rather than copied: a large profile is mostly its samples.
+    let samples = std::mem::take(&mut p.sample)
+        .into_iter()
         .map(|s| {
             if s.value.len() != sample_types.len() {
                 return Err(malformed(format!(
@@ -200,8 +223,8 @@ fn from_proto(p: proto::Profile) -> Result<Profile, Error> {
             }
             let locations = s
                 .location_id
-                .iter()
-                .map(|&id| lookup(&location_index, id, "sample refers to location"))
+                .into_iter()
+                .map(|id| lookup(&location_index, id, "sample refers to location"))
                 .collect::<Result<Vec<_>, _>>()?;
             let labels = s
                 .label
@@ -221,7 +244,7 @@ fn from_proto(p: proto::Profile) -> Result<Profile, Error> {
                 .collect::<Result<Vec<_>, Error>>()?;
             Ok(Sample {
                 locations,
-                values: s.value.clone(),
+                values: s.value,
                 labels,
             })
         })
