@@ -15,6 +15,9 @@ const KEPT: usize = 100;
 const KEPT_SIZE: usize = 4096;
 const CHURNED: usize = 1000;
 const CHURNED_SIZE: usize = 256;
+const ZEROED: usize = 50;
+/// `vec![0u64; 256]` asks for zeroed memory: `alloc_zeroed`.
+const ZEROED_SIZE: usize = 256 * 8;
 
 #[inline(never)]
 fn keep_pages(into: &mut Vec<Box<[u8]>>) {
@@ -30,12 +33,37 @@ fn churn_buffers() {
     }
 }
 
+#[inline(never)]
+fn zeroed_tables(into: &mut Vec<Vec<u64>>) {
+    for _ in 0..ZEROED {
+        into.push(vec![0u64; ZEROED_SIZE / 8]);
+    }
+}
+
+/// The build id of the running test binary, as binutils reads it.
+fn own_build_id() -> String {
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("readelf")
+        .arg("-n")
+        .arg(&exe)
+        .output()
+        .expect("readelf (binutils)");
+    let notes = String::from_utf8(out.stdout).unwrap();
+    let line = notes
+        .lines()
+        .find(|l| l.contains("Build ID:"))
+        .expect("a GNU build id note");
+    line.split("Build ID:").nth(1).unwrap().trim().to_owned()
+}
+
 #[test]
 fn go_tool_pprof_reads_exact_figures_at_rate_1() {
     heapprof::set_sample_rate(1);
     let mut kept = Vec::with_capacity(KEPT);
     keep_pages(&mut kept);
     churn_buffers();
+    let mut zeroed = Vec::with_capacity(ZEROED);
+    zeroed_tables(&mut zeroed);
     let dir = scratch_dir("pprof-client");
     let heap = dir.join("heap.pb.gz");
     let allocs = dir.join("allocs.pb.gz");
@@ -53,6 +81,14 @@ fn go_tool_pprof_reads_exact_figures_at_rate_1() {
     assert!(raw.contains("PeriodType: space bytes"), "{raw}");
     assert!(raw.contains("Period: 1\n"), "{raw}");
     assert!(raw.contains(&format!("bytes:[{KEPT_SIZE}]")), "{raw}");
+    // The first mapping is this binary, with its build id, and flagged as
+    // symbolized (functions, filenames, line numbers, inlined frames).
+    let mappings = raw.split("Mappings\n").nth(1).expect("mappings");
+    let main = mappings.lines().next().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    assert!(main.contains(exe.to_str().unwrap()), "{main}");
+    assert!(main.contains(&own_build_id()), "{main}");
+    assert!(main.ends_with("[FN][FL][LN][IN]"), "{main}");
 
     let expect = [
         ("alloc_objects", "keep_pages", KEPT),
@@ -61,6 +97,8 @@ fn go_tool_pprof_reads_exact_figures_at_rate_1() {
         ("inuse_space", "keep_pages", KEPT * KEPT_SIZE),
         ("alloc_objects", "churn_buffers", CHURNED),
         ("alloc_space", "churn_buffers", CHURNED * CHURNED_SIZE),
+        ("inuse_objects", "zeroed_tables", ZEROED),
+        ("inuse_space", "zeroed_tables", ZEROED * ZEROED_SIZE),
     ];
     for (index, site, value) in expect {
         let top = go_pprof_ok(&[
@@ -117,7 +155,7 @@ fn go_tool_pprof_reads_exact_figures_at_rate_1() {
         objects += value.parse::<usize>().expect("count");
     }
     assert_eq!(objects, KEPT, "{traces}");
-    drop(kept);
+    drop((kept, zeroed));
 }
 
 #[test]
