@@ -59,6 +59,7 @@
 mod alloc;
 mod blocks;
 mod error;
+mod fork;
 mod guard;
 mod mappings;
 pub mod pprof;

@@ -3,13 +3,14 @@
 //! Everything here is `#[cold]` and `#[inline(never)]`, out of the hot path's
 //! way, and never panics.
 
-use crate::{blocks, guard::Guard, table, unwind};
+use crate::{blocks, fork, guard::Guard, table, unwind};
 
 /// Records the allocation of `size` bytes at `ptr`, sampled at `rate`.
 #[cold]
 #[inline(never)]
 pub(crate) fn sampled_alloc(ptr: *mut u8, size: usize, rate: u64) {
     let _guard = Guard::enter();
+    fork::register_handlers();
     let mut frames = [0usize; unwind::MAX_DEPTH];
     let depth = unwind::capture(&mut frames, unwind::address_of(sampled_alloc));
     let Some(bucket) = table::lock().record_alloc(&frames[..depth], size as u64, rate) else {

@@ -7,7 +7,7 @@
 //! outside every lock the allocator takes.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// One function level of an address: several for inlined code.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -25,11 +25,19 @@ pub(crate) struct SourceFrame {
 /// Innermost (inlined) level first; the last level owns the address.
 pub(crate) type Resolved = Arc<[SourceFrame]>;
 
-static CACHE: Mutex<Option<HashMap<usize, Resolved>>> = Mutex::new(None);
+/// Resolved addresses, kept across profile writes.
+pub(crate) type Cache = Option<HashMap<usize, Resolved>>;
+
+static CACHE: Mutex<Cache> = Mutex::new(None);
+
+/// Locks the cache; whoever holds it is the only one resolving symbols.
+pub(crate) fn lock_cache() -> MutexGuard<'static, Cache> {
+    CACHE.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Resolves each return address in `addresses`, from the cache when it can.
 pub(crate) fn resolve(addresses: impl IntoIterator<Item = usize>) -> HashMap<usize, Resolved> {
-    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    let mut cache = lock_cache();
     let cache = cache.get_or_insert_with(HashMap::new);
     addresses
         .into_iter()

@@ -1,0 +1,111 @@
+//! Fork safety. `fork` copies only the calling thread; a lock held by any
+//! other thread at that moment stays locked forever in the child. So the
+//! locks the profiler takes (the symbol cache's, then the sample table's) are
+//! acquired just before `fork` and released just after it, in the parent and
+//! in the child, with `pthread_atfork` handlers registered at the first
+//! sample. A child then samples and writes profiles like any process.
+//!
+//! Its figures start as a copy of the parent's (the same live blocks exist
+//! in both after a fork); each process then records its own allocations.
+
+use std::cell::UnsafeCell;
+use std::sync::{MutexGuard, Once};
+
+use crate::{symbolize, table};
+
+/// The guards held from the prepare handler to the parent/child handlers,
+/// all of which run on the forking thread.
+struct HeldAcrossFork(
+    UnsafeCell<
+        Option<(
+            MutexGuard<'static, symbolize::Cache>,
+            MutexGuard<'static, table::Table>,
+        )>,
+    >,
+);
+
+// SAFETY: only the forking thread touches it, between the prepare handler
+// and the parent/child handler of one `fork` call; glibc serializes forks'
+// handlers.
+unsafe impl Sync for HeldAcrossFork {}
+
+static HELD: HeldAcrossFork = HeldAcrossFork(UnsafeCell::new(None));
+static REGISTER: Once = Once::new();
+
+/// Installs the fork handlers, once per process.
+pub(crate) fn register_handlers() {
+    REGISTER.call_once(|| {
+        // SAFETY: the handlers are `extern "C"` functions with no arguments
+        // that live for the whole program, as pthread_atfork requires.
+        unsafe {
+            libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork));
+        }
+    });
+}
+
+extern "C" fn before_fork() {
+    let cache = symbolize::lock_cache();
+    let table = table::lock();
+    // SAFETY: see `HeldAcrossFork`.
+    unsafe { *HELD.0.get() = Some((cache, table)) };
+}
+
+extern "C" fn after_fork() {
+    // SAFETY: see `HeldAcrossFork`. Dropping the guards unlocks both locks;
+    // in the child the forking thread is their owner, so that is valid there
+    // too.
+    unsafe { (*HELD.0.get()).take() };
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// Forks while another thread holds the table lock: without the
+    /// handlers the child would find it locked forever.
+    #[test]
+    fn a_child_forked_while_the_table_is_locked_can_lock_it() {
+        register_handlers();
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let _table = table::lock();
+            let _cache = symbolize::lock_cache();
+            locked_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+        });
+        locked_rx.recv().unwrap();
+        // SAFETY: the child only takes two locks and `_exit`s.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            drop(symbolize::lock_cache());
+            drop(table::lock());
+            // SAFETY: leave the child without running the test harness.
+            unsafe { libc::_exit(0) };
+        }
+        let start = Instant::now();
+        let mut status = 0;
+        let exited = loop {
+            // SAFETY: waiting for our own child.
+            if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+                break true;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                // SAFETY: killing and reaping our own child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, &mut status, 0);
+                }
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        holder.join().unwrap();
+        assert!(
+            exited && libc::WIFEXITED(status),
+            "the child deadlocked on an inherited lock"
+        );
+    }
+}
