@@ -35,6 +35,9 @@ pub(crate) fn take_sampled(ptr: *mut u8) -> Option<u32> {
 #[cold]
 #[inline(never)]
 pub(crate) fn count_free(bucket: u32) {
+    // The guard makes an allocation by a signal handler that interrupts this
+    // thread while it holds the lock pass straight through, not wait for it.
+    let _guard = Guard::enter();
     table::lock().record_free(bucket);
 }
 
@@ -42,6 +45,7 @@ pub(crate) fn count_free(bucket: u32) {
 #[cold]
 #[inline(never)]
 pub(crate) fn put_back(ptr: *mut u8, bucket: u32) {
+    let _guard = Guard::enter();
     if !blocks::insert(ptr, bucket) {
         // Without a slot its free could never be seen: count it as freed now
         // and as a dropped sample, rather than leave it in use forever.
