@@ -1,0 +1,89 @@
+//! Writing profiles safely: errors are returned, never panics; a failed
+//! write leaves no temporary file and does not touch an existing profile;
+//! a successful one replaces it whole (write to a temporary file, rename).
+
+mod common;
+
+use std::path::Path;
+
+use common::scratch_dir;
+
+#[global_allocator]
+static ALLOC: heapprof::Profiler = heapprof::Profiler::system();
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn unwritable_paths_are_errors_that_name_the_path() {
+    let dir = scratch_dir("output-unwritable");
+    let missing = dir.join("no-such-dir").join("heap.pb.gz");
+    let err = heapprof::write_heap_profile(&missing).unwrap_err();
+    assert!(matches!(err, heapprof::Error::Io { .. }));
+    assert!(err.to_string().contains("no-such-dir/heap.pb.gz"), "{err}");
+
+    // A directory where the file should go: the rename fails, the temporary
+    // file is removed.
+    let occupied = dir.join("occupied");
+    std::fs::create_dir(&occupied).unwrap();
+    std::fs::write(occupied.join("inside"), b"x").unwrap();
+    assert!(heapprof::write_heap_profile(&occupied).is_err());
+    assert_eq!(entries(&dir), ["occupied"]);
+    assert_eq!(entries(&occupied), ["inside"]);
+}
+
+#[test]
+fn a_full_disk_is_an_error_and_leaves_the_old_profile_whole() {
+    let dir = scratch_dir("output-full");
+    let path = dir.join("heap.pb.gz");
+    heapprof::write_heap_profile(&path).unwrap();
+    let old = std::fs::read(&path).unwrap();
+    let limit = old.len() as u64 / 2;
+    // SAFETY: the child only writes a file and `_exit`s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // A disk that takes half a profile per file: writes beyond fail (EFBIG).
+        // SAFETY: plain libc calls in the child.
+        let ok = unsafe {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
+            match heapprof::write_heap_profile(&path) {
+                Err(heapprof::Error::Io { source, .. }) => {
+                    source.raw_os_error() == Some(libc::EFBIG)
+                }
+                _ => false,
+            }
+        };
+        // SAFETY: leave the child without running the test harness.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the write failed with EFBIG"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        old,
+        "the old profile is untouched"
+    );
+    assert_eq!(entries(&dir), ["heap.pb.gz"], "no temporary file is left");
+
+    // A write that succeeds replaces it whole.
+    heapprof::write_allocs_profile(&path).unwrap();
+    let new = heapprof::pprof::Profile::decode(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(new.default_sample_type, "alloc_space");
+}
