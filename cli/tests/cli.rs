@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+#[path = "../../tests/common/mutate.rs"]
+mod mutate;
+
 use heapprof::pprof::{
     Function, Label, LabelValue, Line, Location, Mapping, Profile, Sample, ValueType,
 };
@@ -601,4 +604,45 @@ fn info_summarises_a_profile() {
         out.contains("Comment: synthetic profile for golden tests"),
         "{out}"
     );
+}
+
+/// Reports over profiles that decode but are strange (mutated real ones):
+/// a result or a one-line error, never a panic.
+#[test]
+fn reports_survive_strange_profiles() {
+    let dir = scratch("strange");
+    let raw = mutate::gunzip(&std::fs::read(data("synthetic.pb.gz")).unwrap());
+    let mut rng = mutate::Rng(0x0005_EED0_FC11);
+    let mut decodable = Vec::new();
+    while decodable.len() < 60 {
+        let candidate = mutate::mutate(&mut rng, &raw);
+        if Profile::decode(&candidate).is_ok() {
+            decodable.push(candidate);
+        }
+    }
+    let svg = dir.join("out.svg");
+    for (i, bytes) in decodable.iter().enumerate() {
+        let path = dir.join(format!("strange-{i}.pb"));
+        std::fs::write(&path, bytes).unwrap();
+        let previous = dir.join(format!("strange-{}.pb", i.saturating_sub(1)));
+        for args in [
+            vec!["top", s(&path)],
+            vec!["folded", s(&path)],
+            vec!["info", s(&path)],
+            vec!["flamegraph", s(&path), "-o", s(&svg)],
+            vec!["diff", s(&previous), s(&path)],
+        ] {
+            let out = heapprof(&args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                matches!(out.status.code(), Some(0 | 1)),
+                "{args:?}: {:?}\n{stderr}",
+                out.status
+            );
+            assert!(
+                !stderr.contains("panicked") && stderr.lines().count() <= 1,
+                "{args:?}: {stderr}"
+            );
+        }
+    }
 }

@@ -11,9 +11,15 @@ use super::{
     proto, Error, Function, Label, LabelValue, Line, Location, Mapping, Profile, Sample, ValueType,
 };
 
-/// Largest decompressed profile accepted: a bound on the memory a hostile
-/// file can make the reader use.
-pub const MAX_DECOMPRESSED: u64 = 2 << 30;
+/// Largest decompressed profile accepted (1 GiB): a bound on the memory a
+/// hostile file (a gzip bomb) can make the reader use. The decoded model
+/// takes up to about ten times its raw size; real profiles are far smaller
+/// (300,000 samples are 23 MB raw).
+pub const MAX_DECOMPRESSED: u64 = 1 << 30;
+
+/// Largest sum of |value| accepted per sample type: any report's sums, and
+/// the difference of two profiles, then fit in an `i64`.
+pub const MAX_VALUE_SUM: u64 = 1 << 62;
 
 impl Profile {
     /// Reads a pprof profile, gzipped or raw.
@@ -27,33 +33,37 @@ impl Profile {
     /// assert!(Profile::decode(b"").is_err());
     /// ```
     pub fn decode(bytes: &[u8]) -> Result<Profile, Error> {
-        if bytes.is_empty() {
+        decode_within(bytes, MAX_DECOMPRESSED)
+    }
+}
+
+/// [`Profile::decode`] with `limit` on the decompressed size.
+fn decode_within(bytes: &[u8], limit: u64) -> Result<Profile, Error> {
+    if bytes.is_empty() {
+        return Err(Error::Empty);
+    }
+    let decompressed;
+    let raw = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        MultiGzDecoder::new(bytes)
+            .take(limit + 1)
+            .read_to_end(&mut out)
+            .map_err(Error::Decompress)?;
+        if out.len() as u64 > limit {
+            return Err(Error::Malformed(format!(
+                "decompressed size exceeds {limit} bytes"
+            )));
+        }
+        if out.is_empty() {
             return Err(Error::Empty);
         }
-        let decompressed;
-        let raw = if bytes.starts_with(&[0x1f, 0x8b]) {
-            let mut out = Vec::new();
-            MultiGzDecoder::new(bytes)
-                .take(MAX_DECOMPRESSED + 1)
-                .read_to_end(&mut out)
-                .map_err(Error::Decompress)?;
-            if out.len() as u64 > MAX_DECOMPRESSED {
-                return Err(Error::Malformed(format!(
-                    "decompressed size exceeds {} bytes",
-                    MAX_DECOMPRESSED
-                )));
-            }
-            if out.is_empty() {
-                return Err(Error::Empty);
-            }
-            decompressed = out;
-            &decompressed[..]
-        } else {
-            bytes
-        };
-        let message = proto::Profile::decode(raw).map_err(|e| Error::NotAProfile(e.to_string()))?;
-        from_proto(message)
-    }
+        decompressed = out;
+        &decompressed[..]
+    } else {
+        bytes
+    };
+    let message = proto::Profile::decode(raw).map_err(|e| Error::NotAProfile(e.to_string()))?;
+    from_proto(message)
 }
 
 fn malformed(message: String) -> Error {
@@ -250,6 +260,20 @@ fn from_proto(mut p: proto::Profile) -> Result<Profile, Error> {
         })
         .collect::<Result<Vec<_>, Error>>()?;
 
+    // Reports add values up; bound the sums so that no report overflows,
+    // even one that subtracts a profile from another.
+    for (index, sample_type) in sample_types.iter().enumerate() {
+        let sum = samples.iter().try_fold(0u64, |sum, s| {
+            sum.checked_add(s.values[index].unsigned_abs())
+        });
+        if sum.is_none_or(|sum| sum > MAX_VALUE_SUM) {
+            return Err(malformed(format!(
+                "the {} values add up to more than 2^62",
+                sample_type.r#type
+            )));
+        }
+    }
+
     let period_type = p
         .period_type
         .as_ref()
@@ -276,4 +300,21 @@ fn from_proto(mut p: proto::Profile) -> Result<Profile, Error> {
         comments,
         default_sample_type: strings.get(p.default_sample_type, "default_sample_type")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn a_gzip_bomb_stops_at_the_limit() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![0u8; 1 << 20]).unwrap();
+        let bomb = gz.finish().unwrap();
+        assert!(bomb.len() < 4096, "a megabyte of zeros gzips small");
+        let err = decode_within(&bomb, 64 << 10).unwrap_err();
+        assert!(err.to_string().contains("exceeds 65536 bytes"), "{err}");
+    }
 }
