@@ -66,9 +66,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// clap's message up to its usage section, on one line: "error: the
-/// following required arguments were not provided:\n  <PROFILE>" becomes
-/// "the following required arguments were not provided: <PROFILE>".
+/// clap's message up to its usage section, on one line: `error: the
+/// following required arguments were not provided:\n  <PROFILE>` becomes
+/// `the following required arguments were not provided: <PROFILE>`.
 fn one_line(message: &str) -> String {
     let body = message.split("\n\n").next().unwrap_or(message);
     let words: Vec<&str> = body.split_whitespace().collect();
