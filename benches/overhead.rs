@@ -1,10 +1,13 @@
-//! What heapprof costs, as ratios to the same program without it, in one run.
+//! What heapprof costs, as ratios to the same program without it, in one run,
+//! beside the profilers a Rust user has today.
 //!
 //! Each configuration runs in a child process (this binary re-executed)
-//! whose global allocator is chosen once at start: the system allocator
-//! alone, or heapprof around it at the default rate or at rate 1 (exact).
-//! Both go through the same dispatch branch, so the ratio is heapprof's
-//! cost. Configurations are interleaved over rounds; the table shows median
+//! whose global allocator is chosen before the first allocation: the system
+//! allocator alone; heapprof around it at the default rate or at rate 1
+//! (exact); dhat-rs (`dhat::Alloc`, compared with the system allocator);
+//! jemalloc alone and jemalloc with its own sampling profiler at 512 KiB
+//! (`prof:true,lg_prof_sample:19`, compared with jemalloc alone). All go
+//! through the same dispatch branch, so each ratio is the profiler's cost. Configurations are interleaved over rounds; the table shows median
 //! wall times and their ratios to the baseline. With valgrind installed, the
 //! unsampled alloc+free pair is also counted in instructions (callgrind),
 //! the figure to trust on a noisy machine.
@@ -19,68 +22,94 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 static PROFILER: heapprof::Profiler = heapprof::Profiler::system();
-static MODE: AtomicU8 = AtomicU8::new(0);
+static DHAT: dhat::Alloc = dhat::Alloc;
+static JEMALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+static MODE: AtomicU8 = AtomicU8::new(SYSTEM);
 
-/// The system allocator or heapprof, fixed per process before the workload.
+const SYSTEM: u8 = 0;
+const HEAPPROF: u8 = 1;
+const DHAT_MODE: u8 = 2;
+const JEMALLOC_MODE: u8 = 3;
+
+/// Picks the allocator before the Rust runtime's first allocation, so that
+/// every block of the process comes from (and returns to) the same one.
+#[used]
+#[link_section = ".init_array"]
+static SELECT_ALLOCATOR: extern "C" fn() = select_allocator;
+
+extern "C" fn select_allocator() {
+    // SAFETY: getenv with a NUL-terminated name; the value is read at once.
+    let spec = unsafe {
+        let value = libc::getenv(c"HEAPPROF_BENCH_CHILD".as_ptr());
+        if value.is_null() {
+            return;
+        }
+        std::ffi::CStr::from_ptr(value).to_bytes()
+    };
+    let mode = spec.split(|&b| b == b':').next().unwrap_or_default();
+    MODE.store(
+        match mode {
+            b"default" | b"exact" => HEAPPROF,
+            b"dhat" => DHAT_MODE,
+            b"jemalloc" | b"jemalloc_prof" => JEMALLOC_MODE,
+            _ => SYSTEM,
+        },
+        Ordering::Relaxed,
+    );
+}
+
+/// Calls `$method` on the allocator of this process, statically dispatched
+/// in each arm so that heapprof is inlined as it is when installed directly.
+macro_rules! on_chosen {
+    ($method:ident($($arg:expr),*)) => {
+        match MODE.load(Ordering::Relaxed) {
+            SYSTEM => System.$method($($arg),*),
+            HEAPPROF => PROFILER.$method($($arg),*),
+            DHAT_MODE => DHAT.$method($($arg),*),
+            _ => JEMALLOC.$method($($arg),*),
+        }
+    };
+}
+
+/// Forwards to the allocator chosen before main.
 struct Switch;
 
-// SAFETY: forwards every call to System or to heapprof's Profiler<System>;
-// both free System blocks correctly (heapprof's free of a block it never
-// sampled is System's free), so blocks from before the switch are safe too.
+// SAFETY: forwards every call to the one allocator chosen before the first
+// allocation of the process.
 unsafe impl GlobalAlloc for Switch {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract, passed on.
-        unsafe {
-            if MODE.load(Ordering::Relaxed) == 0 {
-                System.alloc(layout)
-            } else {
-                PROFILER.alloc(layout)
-            }
-        }
+        unsafe { on_chosen!(alloc(layout)) }
     }
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: the caller's contract, passed on.
-        unsafe {
-            if MODE.load(Ordering::Relaxed) == 0 {
-                System.dealloc(ptr, layout)
-            } else {
-                PROFILER.dealloc(ptr, layout)
-            }
-        }
+        unsafe { on_chosen!(dealloc(ptr, layout)) }
     }
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract, passed on.
-        unsafe {
-            if MODE.load(Ordering::Relaxed) == 0 {
-                System.alloc_zeroed(layout)
-            } else {
-                PROFILER.alloc_zeroed(layout)
-            }
-        }
+        unsafe { on_chosen!(alloc_zeroed(layout)) }
     }
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: the caller's contract, passed on.
-        unsafe {
-            if MODE.load(Ordering::Relaxed) == 0 {
-                System.realloc(ptr, layout, new_size)
-            } else {
-                PROFILER.realloc(ptr, layout, new_size)
-            }
-        }
+        unsafe { on_chosen!(realloc(ptr, layout, new_size)) }
     }
 }
 
 #[global_allocator]
 static ALLOC: Switch = Switch;
 
-const CONFIGS: [(&str, &str); 3] = [
-    ("system", "system alone"),
-    ("default", "heapprof 512 KiB"),
-    ("exact", "heapprof rate 1"),
+/// (mode, column title, the mode it is a ratio to, runs a tenth of the work)
+const CONFIGS: [(&str, &str, &str, bool); 6] = [
+    ("system", "system alone", "system", false),
+    ("default", "heapprof 512K", "system", false),
+    ("exact", "heapprof rate 1", "system", true),
+    ("dhat", "dhat-rs", "system", true),
+    ("jemalloc", "jemalloc alone", "jemalloc", false),
+    ("jemalloc_prof", "jemalloc prof 512K", "jemalloc", false),
 ];
 
 // ---- workloads -----------------------------------------------------------
@@ -169,8 +198,52 @@ fn pairs(iterations: usize) {
     }
 }
 
+#[inline(never)]
+fn at_depth(depth: usize, iterations: usize) {
+    if depth > 1 {
+        at_depth(depth - 1, iterations);
+        black_box(depth);
+    } else {
+        pairs(iterations);
+    }
+}
+
+/// Alloc+free pairs 30 frames deep: in exact mode, every one is sampled.
+fn deep_pairs(iterations: usize) {
+    at_depth(30, iterations);
+}
+
+#[inline(never)]
+fn bucket_at(depth: usize, size: usize) -> Box<[u8]> {
+    if depth > 0 {
+        let b = bucket_at(depth - 1, size);
+        black_box(depth);
+        b
+    } else {
+        vec![0u8; size].into_boxed_slice()
+    }
+}
+
+/// Fills the table with `buckets` (stack, size) buckets, then times two
+/// profile writes: the first symbolizes, the second finds symbols cached.
+fn profile_write(buckets: usize) {
+    let kept: Vec<Box<[u8]>> = (0..buckets)
+        .map(|i| bucket_at(i % 40, 16 + i / 40))
+        .collect();
+    let first = Instant::now();
+    let bytes = heapprof::heap_profile().unwrap();
+    let first = first.elapsed();
+    let second = Instant::now();
+    black_box(heapprof::heap_profile().unwrap());
+    let second = second.elapsed();
+    eprintln!("{} {} {}", first.as_nanos(), second.as_nanos(), bytes.len());
+    drop(kept);
+}
+
 fn workload(name: &str) -> (fn(usize), usize) {
     match name {
+        "deep_pairs" => (deep_pairs, 200_000),
+        "profile_write" => (profile_write, 10_000),
         "churn" => (churn, 2_000_000),
         "mix" => (mix, 300_000),
         "large" => (large, 3_000),
@@ -184,27 +257,35 @@ fn workload(name: &str) -> (fn(usize), usize) {
 
 /// In a child: set the mode, run the workload, print its time in ns.
 fn child(mode: &str, name: &str, iterations: Option<usize>) {
+    // The allocator was chosen before main (select_allocator).
+    let dhat_file =
+        std::env::temp_dir().join(format!("heapprof-bench-dhat-{}.json", std::process::id()));
+    let dhat = (mode == "dhat").then(|| dhat::Profiler::builder().file_name(&dhat_file).build());
     match mode {
-        "system" => MODE.store(0, Ordering::Relaxed),
-        "default" => {
-            MODE.store(1, Ordering::Relaxed);
-            heapprof::set_sample_rate(heapprof::DEFAULT_RATE as usize);
-        }
-        "exact" => {
-            MODE.store(1, Ordering::Relaxed);
-            heapprof::set_sample_rate(1);
-        }
-        other => panic!("unknown mode {other}"),
+        "default" => heapprof::set_sample_rate(heapprof::DEFAULT_RATE as usize),
+        "exact" => heapprof::set_sample_rate(1),
+        _ => {}
     }
     let (run, default_iterations) = workload(name);
     let start = Instant::now();
     run(iterations.unwrap_or(default_iterations));
     println!("{}", start.elapsed().as_nanos());
+    if let Some(profiler) = dhat {
+        drop(profiler); // writes its file, which is not needed here
+        let _ = std::fs::remove_file(&dhat_file);
+    }
 }
 
 fn run_child(mode: &str, name: &str, iterations: Option<usize>) -> Duration {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command.env("HEAPPROF_BENCH_CHILD", format!("{mode}:{name}"));
+    if mode == "jemalloc_prof" {
+        // jemalloc's profiler, sampling every 2^19 bytes, as heapprof's default.
+        command.env(
+            "_RJEM_MALLOC_CONF",
+            "prof:true,prof_active:true,lg_prof_sample:19",
+        );
+    }
     if let Some(n) = iterations {
         command.env("HEAPPROF_BENCH_ITERATIONS", n.to_string());
     }
@@ -254,41 +335,77 @@ fn main() {
         return; // cargo bench -- --list
     }
     let rounds = 5;
-    println!("heapprof overhead: median wall time of {rounds} interleaved rounds, ratio to the system allocator alone");
-    println!(
-        "{:<18} {:>14} {:>20} {:>20}",
-        "workload", CONFIGS[0].1, CONFIGS[1].1, CONFIGS[2].1
-    );
+    println!("heapprof overhead: median wall time of {rounds} interleaved rounds; each ratio is per unit of work, to the baseline named");
+    print!("{:<16}", "workload");
+    for (_, title, base, _) in CONFIGS {
+        print!(" {:>24}", format!("{title} (/{base})"));
+    }
+    println!();
     for name in ["churn", "mix", "large", "churn_2_threads", "pairs"] {
+        let full = workload(name).1;
+        let mut per_unit: Vec<f64> = Vec::new();
         let mut times: Vec<Vec<Duration>> = vec![Vec::new(); CONFIGS.len()];
         for _ in 0..rounds {
-            for (i, (mode, _)) in CONFIGS.iter().enumerate() {
-                // Exact mode records every allocation: a tenth of the work.
-                let iterations = (*mode == "exact").then(|| workload(name).1 / 10);
-                times[i].push(run_child(mode, name, iterations));
+            for (i, (mode, _, _, tenth)) in CONFIGS.iter().enumerate() {
+                times[i].push(run_child(mode, name, tenth.then_some(full / 10)));
             }
         }
-        let base = median(times[0].clone()).as_secs_f64();
-        let base_per_iteration = base / workload(name).1 as f64;
-        let cells: Vec<String> = CONFIGS
-            .iter()
-            .enumerate()
-            .map(|(i, (mode, _))| {
-                let t = median(times[i].clone()).as_secs_f64();
-                let n = if *mode == "exact" {
-                    workload(name).1 / 10
-                } else {
-                    workload(name).1
-                };
-                let ratio = (t / n as f64) / base_per_iteration;
-                format!("{:>8.1} ms {:>6.3}x", t * 1e3, ratio)
-            })
-            .collect();
-        println!(
-            "{name:<18} {:>14} {:>20} {:>20}",
-            cells[0], cells[1], cells[2]
-        );
+        for (i, (_, _, _, tenth)) in CONFIGS.iter().enumerate() {
+            let n = if *tenth { full / 10 } else { full };
+            per_unit.push(median(times[i].clone()).as_secs_f64() / n as f64);
+        }
+        print!("{name:<16}");
+        for (i, (_, _, base, _)) in CONFIGS.iter().enumerate() {
+            let base_index = CONFIGS.iter().position(|c| c.0 == *base).unwrap();
+            let ms = median(times[i].clone()).as_secs_f64() * 1e3;
+            print!(
+                " {:>24}",
+                format!("{ms:.1} ms {:.3}x", per_unit[i] / per_unit[base_index])
+            );
+        }
+        println!();
     }
+
+    // A sampled allocation: every allocation at rate 1, 30 frames deep.
+    let n = 200_000;
+    let sampled = median(
+        (0..5)
+            .map(|_| run_child("exact", "deep_pairs", Some(n)))
+            .collect(),
+    );
+    let unsampled = median(
+        (0..5)
+            .map(|_| run_child("system", "deep_pairs", Some(n)))
+            .collect(),
+    );
+    println!(
+        "sampled alloc+free at depth 30: {:.2} us each (system alone {:.3} us)",
+        sampled.as_secs_f64() * 1e6 / n as f64,
+        unsampled.as_secs_f64() * 1e6 / n as f64
+    );
+
+    // Profile writes of tables of 1k, 10k and 100k buckets.
+    for buckets in [1_000, 10_000, 100_000] {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .env("HEAPPROF_BENCH_CHILD", "exact:profile_write")
+            .env("HEAPPROF_BENCH_ITERATIONS", buckets.to_string())
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&out.stderr);
+        let fields: Vec<u128> = report
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        if let [first, second, size] = fields[..] {
+            println!(
+                "profile write, {buckets:>6} buckets: {:>8.1} ms first (symbolizing), {:>7.1} ms after, {:.1} MB",
+                first as f64 / 1e6,
+                second as f64 / 1e6,
+                size as f64 / 1e6
+            );
+        }
+    }
+
     // Instruction counts: the same on a busy machine as on an idle one.
     for (name, n) in [("pairs", 1_000_000), ("churn", 200_000), ("mix", 30_000)] {
         match (

@@ -63,11 +63,42 @@ impl Default for Profiler<System> {
 
 #[inline(always)]
 fn after_alloc(ptr: *mut u8, size: usize) {
-    if sampler::countdown(size) && !ptr.is_null() {
-        if let Some(rate) = sampler::on_countdown_expired(size) {
-            record::sampled_alloc(ptr, size, rate);
-        }
+    if sampler::countdown(size) {
+        sample_point(ptr, size);
     }
+}
+
+/// An allocation reached the sample point: record it if it is sampled.
+#[cold]
+#[inline(never)]
+fn sample_point(ptr: *mut u8, size: usize) {
+    if ptr.is_null() {
+        return;
+    }
+    if let Some(rate) = sampler::on_countdown_expired(size) {
+        record::sampled_alloc(ptr, size, rate);
+    }
+}
+
+/// `alloc` or `alloc_zeroed` for an allocation that reached the sample
+/// point: allocate, then maybe record.
+#[cold]
+#[inline(never)]
+unsafe fn allocate_at_sample_point<A: GlobalAlloc>(
+    inner: &A,
+    layout: Layout,
+    zeroed: bool,
+) -> *mut u8 {
+    // SAFETY: the caller's contract for `alloc`/`alloc_zeroed`, passed on.
+    let ptr = unsafe {
+        if zeroed {
+            inner.alloc_zeroed(layout)
+        } else {
+            inner.alloc(layout)
+        }
+    };
+    sample_point(ptr, layout.size());
+    ptr
 }
 
 // SAFETY: every method forwards to the inner allocator with exactly the
@@ -76,18 +107,23 @@ fn after_alloc(ptr: *mut u8, size: usize) {
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Profiler<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract for `alloc` is passed on unchanged.
-        let ptr = unsafe { self.inner.alloc(layout) };
-        after_alloc(ptr, layout.size());
-        ptr
+        // Decide first, so that the common case ends in a tail call.
+        if sampler::countdown(layout.size()) {
+            // SAFETY: the caller's contract for `alloc`, passed on.
+            return unsafe { allocate_at_sample_point(&self.inner, layout, false) };
+        }
+        // SAFETY: the caller's contract for `alloc`, passed on unchanged.
+        unsafe { self.inner.alloc(layout) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract for `alloc_zeroed` is passed on unchanged.
-        let ptr = unsafe { self.inner.alloc_zeroed(layout) };
-        after_alloc(ptr, layout.size());
-        ptr
+        if sampler::countdown(layout.size()) {
+            // SAFETY: the caller's contract for `alloc_zeroed`, passed on.
+            return unsafe { allocate_at_sample_point(&self.inner, layout, true) };
+        }
+        // SAFETY: the caller's contract for `alloc_zeroed`, passed on unchanged.
+        unsafe { self.inner.alloc_zeroed(layout) }
     }
 
     #[inline]
