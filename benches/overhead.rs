@@ -204,6 +204,29 @@ fn main() {
         }
     }
 
+    // Memory: fixed (a small run at the default rate) and per bucket (every
+    // block of 100,000 distinct buckets recorded), against the system alone.
+    let resident = |binary_name: &str, mode: &str, name: &str, n: usize| -> f64 {
+        let out = Command::new(binary(binary_name))
+            .env("HEAPPROF_BENCH_CHILD", format!("{mode}:{name}"))
+            .env("HEAPPROF_BENCH_ITERATIONS", n.to_string())
+            .output()
+            .unwrap();
+        let rss: Vec<f64> = String::from_utf8_lossy(&out.stderr)
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        rss.last().copied().unwrap_or(f64::NAN)
+    };
+    let fixed = resident("overhead", "default", "buckets", 1_000)
+        - resident("overhead_system", "system", "buckets", 1_000);
+    let n = 100_000;
+    let per_bucket = (resident("overhead", "exact", "buckets", n)
+        - resident("overhead_system", "system", "buckets", n)
+        - fixed)
+        / n as f64;
+    println!("memory: {:.2} MiB fixed (resident, default rate), {per_bucket:.0} bytes per recorded bucket (stack 2-42 frames deep)", fixed / 1048576.0);
+
     // Instruction counts: the same on a busy machine as on an idle one.
     for (name, n) in [("pairs", 1_000_000), ("churn", 200_000), ("mix", 30_000)] {
         match (

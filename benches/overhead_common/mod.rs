@@ -135,8 +135,32 @@ fn profile_write(buckets: usize) {
     drop(kept);
 }
 
+/// Resident memory of this process, in bytes.
+pub fn resident_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    statm
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<usize>()
+        .unwrap()
+        * 4096
+}
+
+/// Keeps `buckets` blocks of distinct (stack, size), then reports resident
+/// memory on stderr: against the system allocator alone, what heapprof keeps
+/// per recorded bucket.
+fn buckets(buckets: usize) {
+    let kept: Vec<Box<[u8]>> = (0..buckets)
+        .map(|i| bucket_at(i % 40, 16 + i / 40))
+        .collect();
+    eprintln!("{}", resident_bytes());
+    drop(kept);
+}
+
 pub fn workload(name: &str) -> (fn(usize), usize) {
     match name {
+        "buckets" => (buckets, 100_000),
         "deep_pairs" => (deep_pairs, 200_000),
         "profile_write" => (profile_write, 10_000),
         "churn" => (churn, 2_000_000),
