@@ -199,6 +199,17 @@ fn malformed_profiles_get_specific_errors() {
         let err = error_of(p);
         assert!(err.contains(expected), "{err:?} lacks {expected:?}");
     }
+    // A cycle of ids (a stack that revisits the same locations, as
+    // recursion does) is valid: it decodes, every reference resolved.
+    let mut cycle = valid();
+    let mut second = cycle.location[0].clone();
+    second.id = 2;
+    cycle.location.push(second);
+    cycle.sample[0].location_id = [1, 2].repeat(500);
+    let decoded = Profile::decode(&cycle.encode_to_vec()).unwrap();
+    assert_eq!(decoded.samples[0].locations.len(), 1000);
+    assert!(decoded.samples[0].locations.iter().all(|&l| l < 2));
+
     // Huge counts: a packed field that claims far more bytes than exist,
     // and ids far apart (a sparse table, not a huge dense one).
     let mut raw = valid().encode_to_vec();

@@ -646,3 +646,35 @@ fn reports_survive_strange_profiles() {
         }
     }
 }
+
+/// A stack that cycles through the same functions (deep recursion) counts
+/// each function's cum once per sample, as go tool pprof does.
+#[test]
+fn cyclic_stacks_count_cum_once() {
+    let mut profile = synthetic();
+    // walk -> serve -> walk -> serve ... 200 times, then main.
+    let mut locations = Vec::new();
+    for _ in 0..200 {
+        locations.extend([3, 1]);
+    }
+    locations.push(0);
+    profile.samples = vec![Sample {
+        locations,
+        values: vec![1, 1000, 1, 1000],
+        labels: vec![],
+    }];
+    let dir = scratch("cycle");
+    let path = dir.join("cycle.pb.gz");
+    std::fs::write(&path, profile.encode()).unwrap();
+    let ours = heapprof_ok(&["top", s(&path), "-i", "inuse_space"]);
+    assert!(
+        ours.lines()
+            .any(|l| l.contains("1000B   100%") && l.ends_with("app::serve")),
+        "{ours}"
+    );
+    assert_same_top(
+        &path,
+        &["-i", "inuse_space"],
+        &["-sample_index=inuse_space"],
+    );
+}
