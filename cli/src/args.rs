@@ -97,6 +97,11 @@ pub struct FlamegraphArgs {
     /// Title of the graph (default: the profile's file name and sample type).
     #[arg(long)]
     pub title: Option<String>,
+    /// Leave out frames narrower than this many pixels (of 1200). Lower keeps
+    /// more detail for zooming into the SVG, at the cost of its size: 0.1 can
+    /// make a large profile's SVG tens of MB.
+    #[arg(long, default_value_t = crate::flamegraph::DEFAULT_MIN_WIDTH, value_name = "PIXELS")]
+    pub min_width: f64,
 }
 
 /// `heapprof folded`.

@@ -45,12 +45,16 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<()> {
     let mut names = stacks::Names::default();
     let all = stacks::stacks(&profile, index_of, &stacks::Filters::default(), &mut names);
     let svg_path = args.out.join("flamegraph.svg");
+    let look = flamegraph::Look {
+        title: "heapprof demo: in-use space",
+        icicle: false,
+        min_width: flamegraph::DEFAULT_MIN_WIDTH,
+    };
     flamegraph::write_svg(
         &all,
         &names,
         &profile.sample_types[index_of],
-        "heapprof demo: in-use space",
-        false,
+        &look,
         &svg_path,
     )?;
 

@@ -678,3 +678,36 @@ fn cyclic_stacks_count_cum_once() {
         &["-sample_index=inuse_space"],
     );
 }
+
+/// `--min-width` leaves out frames narrower than it: the digest frame, 9 of
+/// 1662 objects (about 6.5 of 1200 pixels), is drawn by default, not at 10.
+#[test]
+fn min_width_leaves_out_narrow_frames() {
+    let dir = scratch("min-width");
+    let svg = dir.join("narrow.svg");
+    let draw = |extra: &[&str]| {
+        let mut args = vec![
+            "flamegraph",
+            "tests/data/synthetic.pb.gz",
+            "-o",
+            s(&svg),
+            "-i",
+            "alloc_objects",
+        ];
+        args.extend_from_slice(extra);
+        let out = Command::new(env!("CARGO_BIN_EXE_heapprof"))
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(&svg).unwrap()
+    };
+    assert!(draw(&[]).contains("app::Digest"));
+    let narrow = draw(&["--min-width", "10"]);
+    assert!(!narrow.contains("app::Digest") && narrow.contains("app::cache::insert"));
+}
