@@ -11,6 +11,9 @@ use common::{go_pprof, go_pprof_ok, scratch_dir, top_row};
 #[global_allocator]
 static ALLOC: heapprof::Profiler = heapprof::Profiler::system();
 
+/// The tests that set the (process-wide) sampling rate run one at a time.
+static RATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 const KEPT: usize = 100;
 const KEPT_SIZE: usize = 4096;
 const CHURNED: usize = 1000;
@@ -58,6 +61,7 @@ fn own_build_id() -> String {
 
 #[test]
 fn go_tool_pprof_reads_exact_figures_at_rate_1() {
+    let _rate = RATE.lock().unwrap_or_else(|p| p.into_inner());
     heapprof::set_sample_rate(1);
     let mut kept = Vec::with_capacity(KEPT);
     keep_pages(&mut kept);
@@ -167,4 +171,40 @@ fn go_tool_pprof_rejects_what_it_should() {
     let out = go_pprof(&["-top", truncated.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected EOF"));
+}
+
+#[test]
+fn allocations_made_while_writing_are_not_profiled() {
+    let _rate = RATE.lock().unwrap_or_else(|p| p.into_inner());
+    heapprof::set_sample_rate(1);
+    let kept = vec![1u8; 1000];
+    // The first write symbolizes and allocates plenty; at rate 1 every one
+    // of those allocations would be sampled if the guard let it through.
+    let _ = heapprof::heap_profile().unwrap();
+    let profile = heapprof::heap_profile_data().unwrap();
+    heapprof::set_sample_rate(heapprof::DEFAULT_RATE as usize);
+    let writer_frames: Vec<&str> = profile
+        .functions
+        .iter()
+        .map(|f| f.name.as_str())
+        .filter(|name| {
+            [
+                "heapprof::profile::",
+                "heapprof::symbolize::",
+                "heapprof::pprof::",
+                "heapprof::encode",
+            ]
+            .iter()
+            .any(|p| name.contains(p))
+        })
+        .collect();
+    assert!(
+        writer_frames.is_empty(),
+        "the writer's own allocations were profiled: {writer_frames:?}"
+    );
+    assert!(
+        !profile.samples.is_empty(),
+        "the test's own allocations are"
+    );
+    drop(kept);
 }
