@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{go_pprof_ok, scratch_dir, site_totals};
+use common::{dropped_samples, go_pprof_ok, scratch_dir, site_totals};
 use heapprof::pprof::Profile;
 
 #[global_allocator]
@@ -23,20 +23,6 @@ fn hold_many(into: &mut Vec<Box<u64>>) {
     }
 }
 
-fn dropped(profile: &Profile) -> u64 {
-    profile
-        .comments
-        .iter()
-        .find_map(|c| {
-            c.strip_prefix("heapprof: ")?
-                .split(' ')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
-
 #[test]
 #[allow(clippy::vec_box)]
 fn a_full_live_block_map_drops_samples_and_says_so() {
@@ -49,15 +35,15 @@ fn a_full_live_block_map_drops_samples_and_says_so() {
     let profile = Profile::decode(&std::fs::read(&path).unwrap()).unwrap();
 
     let [objects, bytes, inuse_objects, inuse_bytes] = site_totals(&profile, "hold_many", Some(8));
-    let dropped_samples = dropped(&profile);
+    let dropped = dropped_samples(&profile);
     assert!(objects > 100_000, "most blocks recorded: {objects}");
     assert!(
         (objects as usize) < LIVE,
         "the map cannot hold them all: {objects}"
     );
     assert!(
-        dropped_samples as usize >= LIVE - objects as usize,
-        "{dropped_samples} dropped"
+        dropped as usize >= LIVE - objects as usize,
+        "{dropped} dropped"
     );
     assert_eq!(
         (inuse_objects, inuse_bytes, bytes),

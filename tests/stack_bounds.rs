@@ -94,17 +94,8 @@ fn deep_stacks_are_truncated_and_a_full_table_drops_and_reports() {
         profile.samples.len() <= 131_072,
         "the table stays within its bound"
     );
-    let dropped: usize = profile
-        .comments
-        .iter()
-        .find_map(|c| {
-            c.strip_prefix("heapprof: ")?
-                .split(' ')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .expect("a dropped-samples comment");
+    let dropped = common::dropped_samples(&profile) as usize;
+    assert!(dropped > 0, "a dropped-samples comment");
     assert!(
         dropped >= sizes - recorded,
         "{dropped} dropped, {recorded} recorded"

@@ -453,18 +453,10 @@ fn flamegraphs_are_svg_with_the_functions_in_them() {
     ];
     for extra in cases {
         let svg = dir.join("out.svg");
-        let mut args = vec!["flamegraph", "tests/data/synthetic.pb.gz", "-o", s(&svg)];
+        let input = data("synthetic.pb.gz");
+        let mut args = vec!["flamegraph", s(&input), "-o", s(&svg)];
         args.extend_from_slice(extra);
-        let out = Command::new(env!("CARGO_BIN_EXE_heapprof"))
-            .args(&args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        heapprof_ok(&args);
         let svg = std::fs::read_to_string(&svg).unwrap();
         assert!(svg.contains("<svg") && svg.contains("app::cache::insert"));
         if extra.is_empty() {
@@ -686,25 +678,17 @@ fn min_width_leaves_out_narrow_frames() {
     let dir = scratch("min-width");
     let svg = dir.join("narrow.svg");
     let draw = |extra: &[&str]| {
+        let input = data("synthetic.pb.gz");
         let mut args = vec![
             "flamegraph",
-            "tests/data/synthetic.pb.gz",
+            s(&input),
             "-o",
             s(&svg),
             "-i",
             "alloc_objects",
         ];
         args.extend_from_slice(extra);
-        let out = Command::new(env!("CARGO_BIN_EXE_heapprof"))
-            .args(&args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        heapprof_ok(&args);
         std::fs::read_to_string(&svg).unwrap()
     };
     assert!(draw(&[]).contains("app::Digest"));

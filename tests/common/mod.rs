@@ -103,3 +103,18 @@ pub fn top_row(top: &str, site: &str) -> Option<(i64, i64)> {
         Some((number(fields[0]), number(fields[3])))
     })
 }
+
+/// How many samples a profile says it dropped (its heapprof comment), or 0.
+pub fn dropped_samples(profile: &Profile) -> u64 {
+    profile
+        .comments
+        .iter()
+        .find_map(|c| {
+            c.strip_prefix("heapprof: ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
