@@ -95,7 +95,6 @@ pub(crate) fn build(flavour: Flavour) -> Result<Profile, Error> {
 struct Builder {
     resolved: HashMap<usize, Resolved>,
     segments: Vec<mappings::LoadedSegment>,
-    segment_mapping: HashMap<usize, usize>,
     mappings: Vec<Mapping>,
     functions: Vec<Function>,
     function_index: HashMap<SourceFrame, usize>,
@@ -108,11 +107,27 @@ struct Builder {
 
 impl Builder {
     fn new(resolved: HashMap<usize, Resolved>) -> Self {
+        // Every executable segment, main program first, as Go lists the
+        // process's mappings: pprof takes the first for the main binary.
+        let segments = mappings::loaded_segments();
+        let mappings = segments
+            .iter()
+            .map(|s| Mapping {
+                memory_start: s.start,
+                memory_limit: s.limit,
+                file_offset: s.file_offset,
+                filename: s.path.clone(),
+                build_id: s.build_id.clone(),
+                has_functions: true,
+                has_filenames: true,
+                has_line_numbers: true,
+                has_inline_frames: true,
+            })
+            .collect();
         Builder {
             resolved,
-            segments: mappings::loaded_segments(),
-            segment_mapping: HashMap::new(),
-            mappings: Vec::new(),
+            segments,
+            mappings,
             functions: Vec::new(),
             function_index: HashMap::new(),
             locations: Vec::new(),
@@ -211,29 +226,12 @@ impl Builder {
         index
     }
 
-    fn mapping(&mut self, address: u64) -> Option<usize> {
-        let segment = self
-            .segments
+    /// The mapping (one per executable segment, in `segments` order) that
+    /// contains `address`.
+    fn mapping(&self, address: u64) -> Option<usize> {
+        self.segments
             .iter()
-            .position(|s| s.start <= address && address < s.limit)?;
-        if let Some(&index) = self.segment_mapping.get(&segment) {
-            return Some(index);
-        }
-        let s = &self.segments[segment];
-        let index = self.mappings.len();
-        self.mappings.push(Mapping {
-            memory_start: s.start,
-            memory_limit: s.limit,
-            file_offset: s.file_offset,
-            filename: s.path.clone(),
-            build_id: s.build_id.clone(),
-            has_functions: true,
-            has_filenames: true,
-            has_line_numbers: true,
-            has_inline_frames: true,
-        });
-        self.segment_mapping.insert(segment, index);
-        Some(index)
+            .position(|s| s.start <= address && address < s.limit)
     }
 
     fn add_sample(&mut self, locations: Vec<usize>, size: u64, values: [i64; 4]) {
