@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 
-use common::site_totals;
+use common::{assert_consistent, site_totals};
 use heapprof::pprof::Profile;
 
 #[global_allocator]
@@ -56,16 +56,6 @@ fn resident_bytes() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
     let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
     pages * 4096
-}
-
-fn assert_consistent(profile: &Profile) {
-    for s in &profile.samples {
-        assert!(s.values.iter().all(|&v| v >= 0), "{s:?}");
-        assert!(
-            s.values[2] <= s.values[0] && s.values[3] <= s.values[1],
-            "{s:?}"
-        );
-    }
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 
-use common::site_totals;
+use common::{assert_consistent, site_totals};
 use heapprof::pprof::Profile;
 
 #[global_allocator]
@@ -39,20 +39,6 @@ fn grow(ptr: *mut u8) -> *mut u8 {
 fn free(ptr: *mut u8, size: usize) {
     // SAFETY: `ptr` was allocated with `size` and alignment 8 and is freed once.
     unsafe { dealloc(ptr, Layout::from_size_align(size, 8).unwrap()) }
-}
-
-/// Checks what must hold in any profile, however it was interleaved.
-fn assert_consistent(profile: &Profile) {
-    for sample in &profile.samples {
-        let [alloc_objects, alloc_space, inuse_objects, inuse_space] = sample.values[..] else {
-            panic!("four values expected")
-        };
-        assert!(inuse_objects >= 0 && inuse_space >= 0, "{sample:?}");
-        assert!(
-            inuse_objects <= alloc_objects && inuse_space <= alloc_space,
-            "{sample:?}"
-        );
-    }
 }
 
 #[test]

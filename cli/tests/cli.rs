@@ -6,8 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+mod common;
 #[path = "../../tests/common/mutate.rs"]
 mod mutate;
+
+use common::{folded_total, table};
 
 use heapprof::pprof::{
     Function, Label, LabelValue, Line, Location, Mapping, Profile, Sample, ValueType,
@@ -51,14 +54,6 @@ fn go_pprof_ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-/// The report from its "Showing nodes" line on: the part both tools print alike.
-fn table(report: &str) -> String {
-    let start = report
-        .find("Showing nodes")
-        .unwrap_or_else(|| panic!("no table in:\n{report}"));
-    report[start..].to_owned()
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -240,16 +235,7 @@ fn folded_totals_equal_profile_totals() {
         let profile = Profile::decode(&std::fs::read(path).unwrap()).unwrap();
         for (index, sample_type) in profile.sample_types.iter().enumerate() {
             let folded = heapprof_ok(&["folded", s(path), "-i", &sample_type.r#type]);
-            let sum: i64 = folded
-                .lines()
-                .map(|l| {
-                    l.rsplit_once(' ')
-                        .expect("stack value")
-                        .1
-                        .parse::<i64>()
-                        .expect("integer")
-                })
-                .sum();
+            let sum = folded_total(&folded);
             assert_eq!(
                 sum,
                 profile.total(index),

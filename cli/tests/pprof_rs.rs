@@ -7,6 +7,10 @@ use std::process::Command;
 
 use pprof::protos::Message;
 
+mod common;
+
+use common::{folded_total, table};
+
 #[inline(never)]
 fn spin(n: u64) -> u64 {
     let mut x = 0u64;
@@ -24,12 +28,6 @@ fn busy_for(duration: std::time::Duration) -> u64 {
         total += spin(200_000);
     }
     total
-}
-
-fn table(report: &str) -> &str {
-    &report[report
-        .find("Showing nodes")
-        .unwrap_or_else(|| panic!("no table:\n{report}"))..]
 }
 
 #[test]
@@ -99,11 +97,7 @@ fn heapprof_reads_pprof_rs_cpu_profiles_like_go_tool_pprof() {
             .args(["folded", path, "-i", index])
             .output()
             .unwrap();
-        let sum: i64 = String::from_utf8(folded.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| l.rsplit_once(' ').unwrap().1.parse::<i64>().unwrap())
-            .sum();
+        let sum = folded_total(&String::from_utf8(folded.stdout).unwrap());
         assert_eq!(sum, decoded.total(decoded.sample_index(index).unwrap()));
     }
 }

@@ -118,3 +118,18 @@ pub fn dropped_samples(profile: &Profile) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// What must hold in any heap profile, however threads interleaved: every
+/// value non-negative, and in-use never above allocated.
+pub fn assert_consistent(profile: &Profile) {
+    for sample in &profile.samples {
+        let [alloc_objects, alloc_space, inuse_objects, inuse_space] = sample.values[..] else {
+            panic!("four values expected: {sample:?}")
+        };
+        assert!(sample.values.iter().all(|&v| v >= 0), "{sample:?}");
+        assert!(
+            inuse_objects <= alloc_objects && inuse_space <= alloc_space,
+            "{sample:?}"
+        );
+    }
+}

@@ -1,0 +1,25 @@
+//! Helpers shared by the CLI's test binaries.
+#![allow(dead_code)]
+
+/// A `-top` report from its "Showing nodes" line on: the part heapprof and
+/// `go tool pprof` print alike.
+pub fn table(report: &str) -> &str {
+    let start = report
+        .find("Showing nodes")
+        .unwrap_or_else(|| panic!("no table in:\n{report}"));
+    &report[start..]
+}
+
+/// The sum of the values of folded-stack output (`stack value` lines).
+pub fn folded_total(folded: &str) -> i64 {
+    folded
+        .lines()
+        .map(|l| {
+            l.rsplit_once(' ')
+                .expect("stack value")
+                .1
+                .parse::<i64>()
+                .expect("integer")
+        })
+        .sum()
+}
