@@ -4,7 +4,10 @@
 //! wait on a writer); symbolization, trimming and scaling happen on the copy,
 //! with the reentrancy guard held so none of this work is profiled.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
+
+use rustc_hash::FxHashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::guard::Guard;
@@ -97,12 +100,12 @@ struct Builder {
     segments: Vec<mappings::LoadedSegment>,
     mappings: Vec<Mapping>,
     functions: Vec<Function>,
-    function_index: HashMap<SourceFrame, usize>,
+    function_index: FxHashMap<SourceFrame, usize>,
     locations: Vec<Location>,
     /// (return address, inlined levels hidden from it) -> location.
-    location_index: HashMap<(usize, usize), usize>,
+    location_index: FxHashMap<(usize, usize), usize>,
     samples: Vec<Sample>,
-    sample_index: HashMap<(Vec<usize>, u64), usize>,
+    sample_index: FxHashMap<(Vec<usize>, u64), usize>,
 }
 
 impl Builder {
@@ -129,11 +132,11 @@ impl Builder {
             segments,
             mappings,
             functions: Vec::new(),
-            function_index: HashMap::new(),
+            function_index: FxHashMap::default(),
             locations: Vec::new(),
-            location_index: HashMap::new(),
+            location_index: FxHashMap::default(),
             samples: Vec::new(),
-            sample_index: HashMap::new(),
+            sample_index: FxHashMap::default(),
         }
     }
 
@@ -235,15 +238,15 @@ impl Builder {
     }
 
     fn add_sample(&mut self, locations: Vec<usize>, size: u64, values: [i64; 4]) {
-        match self.sample_index.get(&(locations.clone(), size)) {
-            Some(&index) => {
-                for (total, value) in self.samples[index].values.iter_mut().zip(values) {
+        match self.sample_index.entry((locations, size)) {
+            Entry::Occupied(entry) => {
+                for (total, value) in self.samples[*entry.get()].values.iter_mut().zip(values) {
                     *total += value;
                 }
             }
-            None => {
-                self.sample_index
-                    .insert((locations.clone(), size), self.samples.len());
+            Entry::Vacant(entry) => {
+                let locations = entry.key().0.clone();
+                entry.insert(self.samples.len());
                 self.samples.push(Sample {
                     locations,
                     values: values.to_vec(),
