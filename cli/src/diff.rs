@@ -26,26 +26,30 @@ pub fn run(args: &DiffArgs, out: &mut dyn Write) -> Result<()> {
     let mut names = Names::default();
     let base_stacks = load::stacks(&args.base, base, &by_name, &mut names)?.stacks;
     let new_stacks = load::stacks(&args.new, new, &by_name, &mut names)?.stacks;
-    // Percentages are of the whole difference, before --focus and friends.
-    let unfiltered = Selection {
-        sample_index: by_name.sample_index.clone(),
-        ..Selection::default()
+    let changed = difference(&base_stacks, &new_stacks);
+    // Percentages are of the whole difference, before --focus and friends:
+    // the same as `changed` unless a filter was given.
+    let filtered = [&by_name.focus, &by_name.ignore, &by_name.hide]
+        .iter()
+        .any(|f| f.is_some());
+    let total = if filtered {
+        let unfiltered = Selection {
+            sample_index: by_name.sample_index.clone(),
+            ..Selection::default()
+        };
+        graph::total(&difference(
+            &load::stacks(&args.base, base, &unfiltered, &mut names)?.stacks,
+            &load::stacks(&args.new, new, &unfiltered, &mut names)?.stacks,
+        ))
+    } else {
+        graph::total(&changed)
     };
-    let total = graph::total(&difference(
-        &load::stacks(&args.base, base, &unfiltered, &mut names)?.stacks,
-        &load::stacks(&args.new, new, &unfiltered, &mut names)?.stacks,
-    ));
 
     let options = TopOptions {
         node_count: args.node_count.unwrap_or(0),
         ..TopOptions::default()
     };
-    let table = graph::top(
-        &difference(&base_stacks, &new_stacks),
-        &names,
-        total,
-        &options,
-    );
+    let table = graph::top(&changed, &names, total, &options);
     writeln!(out, "Type: {} (new - base)", sample_type.r#type)?;
     top::write_table(&sample_type.unit, &table, out)?;
 

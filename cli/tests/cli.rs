@@ -210,6 +210,25 @@ fn diff_matches_go_tool_pprof_base() {
         ]);
         assert_eq!(table(&ours), table(&theirs), "{index}");
     }
+    // With a filter, percentages stay relative to the whole difference.
+    let ours = heapprof_ok(&[
+        "diff",
+        "-i",
+        "alloc_space",
+        "--focus",
+        "allocSmall",
+        s(&p.heap),
+        s(&p.heap3),
+    ]);
+    let theirs = go_pprof_ok(&[
+        "-top",
+        "-sample_index=alloc_space",
+        "-focus=allocSmall",
+        "-base",
+        s(&p.heap),
+        s(&p.heap3),
+    ]);
+    assert_eq!(table(&ours), table(&theirs), "diff --focus");
     // Scale 3 churns 10000 more objects, one allocation each: the growth is there.
     let ours = heapprof_ok(&["diff", "-i", "alloc_objects", s(&p.heap), s(&p.heap3)]);
     let churn = ours
