@@ -1,8 +1,10 @@
 //! The `GlobalAlloc` wrapper: the hot path, and nothing else.
 //!
-//! An allocation subtracts its size from a thread-local countdown and
-//! branches; a free loads one byte of a 64 KiB filter and branches. All other
-//! work is `#[cold]` in `sampler` and `record`. No lock, no allocation, no
+//! An allocation adds to two thread-local counters, subtracts its size from
+//! a thread-local countdown and branches; a free loads one byte of the
+//! thread's 64 KiB filter, branches and adds to two thread-local counters.
+//! All other work is `#[cold]` in `sampler`, `record`, `counters` and
+//! `peak`. No lock, no allocation, no
 //! panic is reachable from here except through those cold paths, which take
 //! the reentrancy guard first.
 //!
@@ -13,7 +15,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
-use crate::{blocks, record, sampler};
+use crate::{blocks, counters, peak, record, sampler};
 
 /// A global allocator that samples allocations into heap profiles.
 ///
@@ -61,33 +63,27 @@ impl Default for Profiler<System> {
     }
 }
 
-#[inline(always)]
-fn after_alloc(ptr: *mut u8, size: usize) {
-    if sampler::countdown(size) {
-        sample_point(ptr, size);
-    }
-}
-
-/// An allocation reached the sample point: record it if it is sampled.
+/// An allocation reached the end of the countdown: record it if it is
+/// sampled, and check the peak of live bytes.
 #[cold]
 #[inline(never)]
 fn sample_point(ptr: *mut u8, size: usize) {
-    if ptr.is_null() {
-        return;
-    }
-    if let Some(rate) = sampler::on_countdown_expired(size) {
-        record::sampled_alloc(ptr, size, rate);
-    }
+    counters::uncounted(|| {
+        if let Some(rate) = sampler::on_countdown_expired(size) {
+            record::sampled_alloc(ptr, size, rate);
+        }
+        peak::checkpoint();
+    });
 }
 
-/// `alloc` or `alloc_zeroed` for an allocation that reached the sample
-/// point: allocate, then maybe record.
+/// `alloc` or `alloc_zeroed` for an allocation that reached the end of the
+/// countdown: allocate, then maybe record.
 #[cold]
 #[inline(never)]
 unsafe fn allocate_at_sample_point<A: GlobalAlloc>(
-    inner: &A,
     layout: Layout,
     zeroed: bool,
+    inner: &A,
 ) -> *mut u8 {
     // SAFETY: the caller's contract for `alloc`/`alloc_zeroed`, passed on.
     let ptr = unsafe {
@@ -97,8 +93,39 @@ unsafe fn allocate_at_sample_point<A: GlobalAlloc>(
             inner.alloc(layout)
         }
     };
-    sample_point(ptr, layout.size());
+    if ptr.is_null() {
+        counters::uncount_alloc(layout.size());
+    } else {
+        sample_point(ptr, layout.size());
+    }
     ptr
+}
+
+/// The slow part of a free: the block may have been sampled, or the thread
+/// is not registered yet (its first free).
+#[cold]
+#[inline(never)]
+fn forget_block(ptr: *mut u8) -> Option<u32> {
+    counters::register_this_thread();
+    if blocks::may_be_sampled(ptr) {
+        record::take_sampled(ptr)
+    } else {
+        None
+    }
+}
+
+/// `dealloc` when [`forget_block`] is needed.
+#[cold]
+#[inline(never)]
+unsafe fn free_slowly<A: GlobalAlloc>(ptr: *mut u8, layout: Layout, inner: &A) {
+    // The record must go before the memory does: once freed, the address
+    // may be handed out and sampled again on another thread.
+    if let Some(bucket) = forget_block(ptr) {
+        record::count_free(bucket);
+    }
+    counters::count_free(layout.size());
+    // SAFETY: the caller's contract for `dealloc`, passed on unchanged.
+    unsafe { inner.dealloc(ptr, layout) }
 }
 
 // SAFETY: every method forwards to the inner allocator with exactly the
@@ -107,10 +134,12 @@ unsafe fn allocate_at_sample_point<A: GlobalAlloc>(
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Profiler<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // Decide first, so that the common case ends in a tail call.
+        // Count and decide before the call, so that the common case ends in
+        // a tail call (a failure there stays counted: see `Stats`).
+        counters::count_alloc(layout.size());
         if sampler::countdown(layout.size()) {
             // SAFETY: the caller's contract for `alloc`, passed on.
-            return unsafe { allocate_at_sample_point(&self.inner, layout, false) };
+            return unsafe { allocate_at_sample_point(layout, false, &self.inner) };
         }
         // SAFETY: the caller's contract for `alloc`, passed on unchanged.
         unsafe { self.inner.alloc(layout) }
@@ -118,9 +147,10 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Profiler<A> {
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        counters::count_alloc(layout.size());
         if sampler::countdown(layout.size()) {
             // SAFETY: the caller's contract for `alloc_zeroed`, passed on.
-            return unsafe { allocate_at_sample_point(&self.inner, layout, true) };
+            return unsafe { allocate_at_sample_point(layout, true, &self.inner) };
         }
         // SAFETY: the caller's contract for `alloc_zeroed`, passed on unchanged.
         unsafe { self.inner.alloc_zeroed(layout) }
@@ -128,13 +158,11 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Profiler<A> {
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // The record must go before the memory does: once freed, the address
-        // may be handed out and sampled again on another thread.
-        if blocks::may_be_sampled(ptr) {
-            if let Some(bucket) = record::take_sampled(ptr) {
-                record::count_free(bucket);
-            }
+        if counters::free_needs_slow_path(ptr) {
+            // SAFETY: the caller's contract for `dealloc`, passed on.
+            return unsafe { free_slowly(ptr, layout, &self.inner) };
         }
+        counters::count_free(layout.size());
         // SAFETY: `ptr` and `layout` are the caller's, who got `ptr` from
         // this allocator, i.e. from `inner` with this layout.
         unsafe { self.inner.dealloc(ptr, layout) }
@@ -142,22 +170,71 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Profiler<A> {
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let old_bucket = if blocks::may_be_sampled(ptr) {
-            record::take_sampled(ptr)
-        } else {
-            None
-        };
-        // SAFETY: the caller's contract for `realloc` is passed on unchanged.
-        let new_ptr = unsafe { self.inner.realloc(ptr, layout, new_size) };
-        if let Some(bucket) = old_bucket {
-            if new_ptr.is_null() {
-                // The old block is still allocated and still the caller's.
-                record::put_back(ptr, bucket);
-            } else {
-                record::count_free(bucket);
-            }
+        if counters::free_needs_slow_path(ptr) {
+            // SAFETY: the caller's contract for `realloc`, passed on.
+            return unsafe { realloc_slowly(ptr, layout, new_size, &self.inner) };
         }
-        after_alloc(new_ptr, new_size);
-        new_ptr
+        // As in `alloc`: counted before the call, to end in a tail call.
+        counters::count_free(layout.size());
+        counters::count_alloc(new_size);
+        if sampler::countdown(new_size) {
+            // SAFETY: the caller's contract for `realloc`, passed on.
+            return unsafe { realloc_at_sample_point(ptr, layout, new_size, &self.inner) };
+        }
+        // SAFETY: the caller's contract for `realloc`, passed on unchanged.
+        unsafe { self.inner.realloc(ptr, layout, new_size) }
     }
+}
+
+/// `realloc` of a block that needs no forgetting, to a new block that
+/// reached the end of the countdown.
+#[cold]
+#[inline(never)]
+unsafe fn realloc_at_sample_point<A: GlobalAlloc>(
+    ptr: *mut u8,
+    layout: Layout,
+    new_size: usize,
+    inner: &A,
+) -> *mut u8 {
+    // SAFETY: the caller's contract for `realloc`, passed on unchanged.
+    let new_ptr = unsafe { inner.realloc(ptr, layout, new_size) };
+    if new_ptr.is_null() {
+        counters::uncount_alloc(new_size);
+        counters::uncount_free(layout.size());
+    } else {
+        sample_point(new_ptr, new_size);
+    }
+    new_ptr
+}
+
+/// `realloc` of a block that may have been sampled (or on a thread not yet
+/// registered).
+#[cold]
+#[inline(never)]
+unsafe fn realloc_slowly<A: GlobalAlloc>(
+    ptr: *mut u8,
+    layout: Layout,
+    new_size: usize,
+    inner: &A,
+) -> *mut u8 {
+    let old_bucket = forget_block(ptr);
+    // SAFETY: the caller's contract for `realloc`, passed on unchanged.
+    let new_ptr = unsafe { inner.realloc(ptr, layout, new_size) };
+    if let Some(bucket) = old_bucket {
+        if new_ptr.is_null() {
+            // The old block is still allocated and still the caller's.
+            record::put_back(ptr, bucket);
+        } else {
+            record::count_free(bucket);
+        }
+    }
+    if new_ptr.is_null() {
+        return new_ptr;
+    }
+    counters::count_free(layout.size());
+    counters::count_alloc(new_size);
+    if sampler::countdown(new_size) {
+        sample_point(new_ptr, new_size);
+    }
+    new_ptr
 }

@@ -47,12 +47,27 @@ static SLOTS: [Slot; CAPACITY] = [const {
     }
 }; CAPACITY];
 
-static FILTER: [AtomicU8; FILTER_LEN] = [const { AtomicU8::new(0) }; FILTER_LEN];
+/// A counting filter of sampled addresses.
+pub(crate) type Filter = [AtomicU8; FILTER_LEN];
+
+static FILTER: Filter = [const { AtomicU8::new(0) }; FILTER_LEN];
+
+/// The filter a thread frees through before its counters are registered:
+/// every counter is one, so each free takes the slow path, which registers
+/// the thread and hands it [`FILTER`]. That makes "not yet registered" cost
+/// the fast path nothing: the filter's address is loaded either way.
+pub(crate) static UNREGISTERED: Filter = [const { AtomicU8::new(1) }; FILTER_LEN];
+
+/// The real filter.
+pub(crate) fn filter() -> &'static Filter {
+    &FILTER
+}
 
 #[inline(always)]
 fn mix(addr: usize) -> u64 {
-    // Blocks are at least 8-aligned: drop the always-zero bits, then spread.
-    ((addr as u64) >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    // Fibonacci hashing: callers take high bits, which depend on every bit
+    // of the address (a free's hot path keeps the address in its register).
+    (addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 #[inline(always)]
@@ -68,7 +83,13 @@ fn home_slot(addr: usize) -> usize {
 /// Whether `addr` may be a sampled block: false means certainly not.
 #[inline(always)]
 pub(crate) fn may_be_sampled(addr: *mut u8) -> bool {
-    filter_counter(addr as usize).load(Ordering::Relaxed) != 0
+    may_be_sampled_in(&FILTER, addr)
+}
+
+/// [`may_be_sampled`] against `filter` (the thread's: see [`UNREGISTERED`]).
+#[inline(always)]
+pub(crate) fn may_be_sampled_in(filter: &Filter, addr: *mut u8) -> bool {
+    filter[(mix(addr as usize) >> (64 - 16)) as usize].load(Ordering::Relaxed) != 0
 }
 
 /// Records that `addr` is a sampled block of `bucket`. False when no slot was

@@ -34,6 +34,20 @@ pub enum Error {
         /// The profile's sample types.
         known: Vec<String>,
     },
+    /// No peak profile to give.
+    #[error("no peak profile: {0}")]
+    NoPeak(&'static str),
+    /// A `HEAPPROF` setting or [`crate::Config`] value that makes no sense.
+    #[error("{0}")]
+    Config(String),
+    /// The debug endpoint could not listen.
+    #[error("debug endpoint on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: String,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
     /// Memory for a profile snapshot could not be had.
     #[error("out of memory copying the profile table")]
     OutOfMemory,

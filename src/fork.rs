@@ -1,27 +1,33 @@
 //! Fork safety. `fork` copies only the calling thread; a lock held by any
 //! other thread at that moment stays locked forever in the child. So the
-//! locks the profiler takes (the symbol cache's, then the sample table's) are
+//! locks the profiler takes (the symbol cache's, the peak profile's, the
+//! sample table's and the counter registry's, in that order) are
 //! acquired just before `fork` and released just after it, in the parent and
 //! in the child, with `pthread_atfork` handlers registered at the first
 //! sample. A child then samples and writes profiles like any process.
 //!
 //! Its figures start as a copy of the parent's (the same live blocks exist
-//! in both after a fork); each process then records its own allocations.
+//! in both after a fork); each process then records its own allocations. In
+//! the child, the counters of the parent's other threads are folded into the
+//! exited threads' totals, since their memory may be reused.
 
 use std::cell::UnsafeCell;
 use std::sync::{MutexGuard, Once};
 
-use crate::{symbolize, table};
+use crate::guard::Guard;
+
+use crate::{counters, peak, symbolize, table};
 
 /// The guards held from the prepare handler to the parent/child handlers,
 /// all of which run on the forking thread.
-struct HeldAcrossFork(
-    UnsafeCell<
-        Option<(
-            MutexGuard<'static, symbolize::Cache>,
-            MutexGuard<'static, table::Table>,
-        )>,
-    >,
+struct HeldAcrossFork(UnsafeCell<Option<Held>>);
+
+/// The profiler's locks, in the order they are taken.
+type Held = (
+    MutexGuard<'static, symbolize::Cache>,
+    MutexGuard<'static, Option<peak::Recorded>>,
+    MutexGuard<'static, table::Table>,
+    MutexGuard<'static, counters::Registry>,
 );
 
 // SAFETY: only the forking thread touches it, between the prepare handler
@@ -38,23 +44,36 @@ pub(crate) fn register_handlers() {
         // SAFETY: the handlers are `extern "C"` functions with no arguments
         // that live for the whole program, as pthread_atfork requires.
         unsafe {
-            libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork));
+            libc::pthread_atfork(
+                Some(before_fork),
+                Some(after_fork_in_parent),
+                Some(after_fork_in_child),
+            );
         }
     });
 }
 
 extern "C" fn before_fork() {
+    let _guard = Guard::enter();
     let cache = symbolize::lock_cache();
+    let peak = peak::lock();
     let table = table::lock();
+    let registry = counters::lock();
     // SAFETY: see `HeldAcrossFork`.
-    unsafe { *HELD.0.get() = Some((cache, table)) };
+    unsafe { *HELD.0.get() = Some((cache, peak, table, registry)) };
 }
 
-extern "C" fn after_fork() {
-    // SAFETY: see `HeldAcrossFork`. Dropping the guards unlocks both locks;
-    // in the child the forking thread is their owner, so that is valid there
-    // too.
+extern "C" fn after_fork_in_parent() {
+    // SAFETY: see `HeldAcrossFork`. Dropping the guards unlocks the locks.
     unsafe { (*HELD.0.get()).take() };
+}
+
+extern "C" fn after_fork_in_child() {
+    // SAFETY: see `HeldAcrossFork`. In the child the forking thread is the
+    // locks' owner, so unlocking them there is valid too.
+    if let Some((_, _, _, mut registry)) = unsafe { (*HELD.0.get()).take() } {
+        registry.keep_only_this_thread();
+    }
 }
 
 #[cfg(test)]

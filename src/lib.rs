@@ -58,14 +58,23 @@
 
 mod alloc;
 mod blocks;
+mod config;
+mod counters;
+mod dump;
 mod error;
 mod fork;
 mod guard;
+#[cfg(feature = "http")]
+mod http;
+mod local;
 mod mappings;
+pub mod metrics;
+mod peak;
 pub mod pprof;
 mod profile;
 mod record;
 mod sampler;
+mod stats;
 mod symbolize;
 mod table;
 mod unwind;
@@ -75,8 +84,12 @@ use std::io::Write;
 use std::path::Path;
 
 pub use alloc::Profiler;
+pub use config::Config;
 pub use error::Error;
+#[cfg(feature = "http")]
+pub use http::serve;
 pub use sampler::DEFAULT_RATE;
+pub use stats::{measure, stats, AllocStats, Stats};
 pub use unwind::MAX_DEPTH;
 
 use guard::Guard;
@@ -150,6 +163,55 @@ pub fn write_heap_profile(path: impl AsRef<Path>) -> Result<(), Error> {
 /// Writes [`allocs_profile`] to `path`, like [`write_heap_profile`].
 pub fn write_allocs_profile(path: impl AsRef<Path>) -> Result<(), Error> {
     write_file(path.as_ref(), &allocs_profile()?)
+}
+
+/// The in-use heap profile at the high-water mark of live bytes, as gzipped
+/// pprof bytes: the profile that explains an out-of-memory kill.
+///
+/// Recorded only while peak tracking is on ([`Config::peak`], or `peak=1`
+/// in `HEAPPROF`): each time live bytes pass the last recorded peak by a
+/// sixteenth (and at least 64 KiB), the sampled in-use counts are copied.
+/// Errors if tracking is off or nothing was recorded yet.
+///
+/// ```
+/// #[global_allocator]
+/// static ALLOC: heapprof::Profiler = heapprof::Profiler::system();
+///
+/// heapprof::Config::new().peak(true).start().unwrap();
+/// let big = vec![1u8; 8 << 20];
+/// drop(big);
+/// let peak = heapprof::pprof::Profile::decode(&heapprof::peak_profile().unwrap()).unwrap();
+/// let inuse: i64 = peak.samples.iter().map(|s| s.values[3]).sum();
+/// assert!(inuse >= 8 << 20); // the 8 MiB buffer, freed since, was live at the peak
+/// ```
+pub fn peak_profile() -> Result<Vec<u8>, Error> {
+    let profile = peak_profile_data()?;
+    let _guard = Guard::enter();
+    Ok(profile.encode())
+}
+
+/// Writes [`peak_profile`] to `path`, like [`write_heap_profile`].
+pub fn write_peak_profile(path: impl AsRef<Path>) -> Result<(), Error> {
+    write_file(path.as_ref(), &peak_profile()?)
+}
+
+fn peak_profile_data() -> Result<pprof::Profile, Error> {
+    if !peak::tracking() {
+        return Err(Error::NoPeak(
+            "peak tracking is off (turn it on with Config::peak or HEAPPROF=peak=1)",
+        ));
+    }
+    let recorded = peak::recorded().ok_or(Error::NoPeak(
+        "live bytes have not reached 64 KiB since peak tracking began",
+    ))?;
+    profile::build_with(
+        Flavour::Heap,
+        profile::Counts::Recorded(recorded.buckets, recorded.time),
+        vec![format!(
+            "heapprof: in-use profile at the peak of live heap: {} bytes",
+            recorded.live_bytes
+        )],
+    )
 }
 
 fn encode(flavour: Flavour) -> Result<Vec<u8>, Error> {

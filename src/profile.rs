@@ -26,10 +26,46 @@ pub(crate) enum Flavour {
     Allocs,
 }
 
+/// Which counts a profile shows.
+pub(crate) enum Counts {
+    /// The table's counts now.
+    Current,
+    /// Counts copied earlier (the peak): the stacks they name are still in
+    /// the table.
+    Recorded(Vec<table::Bucket>, SystemTime),
+    /// The table's counts now minus counts copied earlier: what happened
+    /// since (in-use figures may be negative).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    Since(Vec<table::Bucket>),
+}
+
 /// Builds the current heap profile.
 pub(crate) fn build(flavour: Flavour) -> Result<Profile, Error> {
+    build_with(flavour, Counts::Current, Vec::new())
+}
+
+/// Builds a heap profile of `counts`, with `comments`.
+pub(crate) fn build_with(
+    flavour: Flavour,
+    counts: Counts,
+    mut comments: Vec<String>,
+) -> Result<Profile, Error> {
     let _guard = Guard::enter();
-    let snapshot = table::lock().snapshot().map_err(|_| Error::OutOfMemory)?;
+    let mut snapshot = table::lock().snapshot().map_err(|_| Error::OutOfMemory)?;
+    let mut time = SystemTime::now();
+    match counts {
+        Counts::Current => {}
+        Counts::Recorded(buckets, at) => {
+            snapshot.buckets = buckets;
+            time = at;
+        }
+        Counts::Since(base) => {
+            for (now, then) in snapshot.buckets.iter_mut().zip(&base) {
+                now.allocs = now.allocs.saturating_sub(then.allocs);
+                now.frees = now.frees.saturating_sub(then.frees);
+            }
+        }
+    }
     let addresses: HashSet<usize> = snapshot
         .frames
         .iter()
@@ -40,13 +76,13 @@ pub(crate) fn build(flavour: Flavour) -> Result<Profile, Error> {
 
     let mut builder = Builder::new(resolved);
     for bucket in &snapshot.buckets {
-        if bucket.allocs == 0 {
+        if bucket.allocs == 0 && bucket.frees == 0 {
             continue;
         }
         let locations = builder.stack_locations(snapshot.stack(bucket.stack));
         let scale = sampler::weight(bucket.size, bucket.rate);
         let allocated = bucket.allocs as f64;
-        let in_use = bucket.allocs.saturating_sub(bucket.frees) as f64;
+        let in_use = bucket.allocs as f64 - bucket.frees as f64;
         let size = bucket.size as f64;
         let values = [
             (allocated * scale) as i64,
@@ -57,7 +93,6 @@ pub(crate) fn build(flavour: Flavour) -> Result<Profile, Error> {
         builder.add_sample(locations, bucket.size, values);
     }
 
-    let mut comments = Vec::new();
     if snapshot.dropped_samples > 0 {
         comments.push(format!(
             "heapprof: {} samples dropped because the sample table was full",
@@ -81,7 +116,7 @@ pub(crate) fn build(flavour: Flavour) -> Result<Profile, Error> {
         mappings: builder.mappings,
         locations: builder.locations,
         functions: builder.functions,
-        time_nanos: SystemTime::now()
+        time_nanos: time
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i64),
         period_type: Some(ValueType::new("space", "bytes")),

@@ -19,6 +19,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::guard;
+use crate::local::LOCAL;
 
 /// The default mean distance between samples: 512 KiB, as in Go and jemalloc.
 pub const DEFAULT_RATE: u64 = 512 * 1024;
@@ -26,6 +27,11 @@ pub const DEFAULT_RATE: u64 = 512 * 1024;
 /// With sampling off, threads still look at the rate every this many bytes,
 /// so that turning it back on reaches them.
 const OFF_RECHECK_BYTES: i64 = 16 << 20;
+
+/// The most a thread allocates between two visits to the cold path, where
+/// the peak of live bytes is checked: the peak is exact to within this much
+/// per allocating thread.
+pub(crate) const CHECKPOINT_BYTES: i64 = 256 << 10;
 
 static RATE: AtomicU64 = AtomicU64::new(DEFAULT_RATE);
 /// Bumped by every rate or seed change; a thread whose epoch differs re-reads
@@ -35,29 +41,38 @@ static EPOCH: AtomicU32 = AtomicU32::new(1);
 static SEED: AtomicU64 = AtomicU64::new(0);
 static THREADS_SEEN: AtomicU64 = AtomicU64::new(0);
 
-struct ThreadSampler {
+pub(crate) struct ThreadSampler {
     bytes_until_sample: Cell<i64>,
+    /// The part of the distance to the next sample point not yet in the
+    /// countdown.
+    deferred: Cell<i64>,
     rng_state: Cell<u64>,
     /// Epoch whose rate and seed this thread uses; 0 before its first sample point.
     epoch: Cell<u32>,
     rate: Cell<u64>,
 }
 
-thread_local! {
-    static SAMPLER: ThreadSampler = const {
+impl ThreadSampler {
+    pub(crate) const fn new() -> Self {
         ThreadSampler {
             bytes_until_sample: Cell::new(0),
+            deferred: Cell::new(0),
             rng_state: Cell::new(0),
             epoch: Cell::new(0),
             rate: Cell::new(DEFAULT_RATE),
         }
-    };
+    }
+}
+
+#[inline(always)]
+fn with<R>(f: impl FnOnce(&ThreadSampler) -> R) -> R {
+    LOCAL.with(|local| f(&local.sampler))
 }
 
 /// The hot-path test: true when this allocation reached the sample point.
 #[inline(always)]
 pub(crate) fn countdown(size: usize) -> bool {
-    SAMPLER.with(|sampler| {
+    with(|sampler| {
         let left = sampler.bytes_until_sample.get() - size as i64;
         if left >= 0 {
             sampler.bytes_until_sample.set(left);
@@ -68,30 +83,44 @@ pub(crate) fn countdown(size: usize) -> bool {
     })
 }
 
-/// Called when an allocation of `size` bytes reached the sample point.
-/// Returns the rate to record it under, or `None` if it is not recorded (the
-/// profiler's own allocations, sampling off, or a fresh draw that it did not
-/// reach).
+/// Called when an allocation of `size` bytes reached the end of the
+/// countdown. Returns the rate to record it under, or `None` if it is not
+/// recorded (the profiler's own allocations, sampling off, or a checkpoint
+/// that is not a sample point).
+///
+/// The countdown holds at most [`CHECKPOINT_BYTES`] of the distance to the
+/// next sample point (the rest waits in `deferred`), so every thread comes
+/// here at least that often: the peak of live bytes is checked here.
 #[cold]
 #[inline(never)]
 pub(crate) fn on_countdown_expired(size: usize) -> Option<u64> {
-    SAMPLER.with(|sampler| {
+    with(|sampler| {
         let size = size as i64;
         let epoch = EPOCH.load(Ordering::Acquire);
-        if sampler.epoch.get() != epoch {
+        let remaining = if sampler.epoch.get() != epoch {
             // First sample point of this thread, or the rate changed: adopt
             // the new rate and judge this allocation against a fresh draw.
             adopt_epoch(sampler, epoch);
-            let distance = next_distance(sampler);
-            if size <= distance {
-                sampler.bytes_until_sample.set(distance - size);
-                return None;
-            }
+            next_distance(sampler)
+        } else {
+            sampler.bytes_until_sample.get() + sampler.deferred.replace(0)
+        };
+        if size <= remaining {
+            load(sampler, remaining - size);
+            return None;
         }
         let rate = sampler.rate.get();
-        sampler.bytes_until_sample.set(next_distance(sampler));
+        load(sampler, next_distance(sampler));
         (rate != 0 && !guard::is_active()).then_some(rate)
     })
+}
+
+/// Sets the distance to the next sample point, at most a checkpoint's worth
+/// of it in the countdown.
+fn load(sampler: &ThreadSampler, distance: i64) {
+    let now = distance.min(CHECKPOINT_BYTES);
+    sampler.bytes_until_sample.set(now);
+    sampler.deferred.set(distance - now);
 }
 
 fn adopt_epoch(sampler: &ThreadSampler, epoch: u32) {
@@ -146,7 +175,10 @@ fn splitmix64(mut z: u64) -> u64 {
 /// Makes the calling thread re-read rate and seed at its next allocation.
 fn restart_this_thread() {
     EPOCH.fetch_add(1, Ordering::AcqRel);
-    SAMPLER.with(|sampler| sampler.bytes_until_sample.set(0));
+    with(|sampler| {
+        sampler.bytes_until_sample.set(0);
+        sampler.deferred.set(0);
+    });
 }
 
 pub(crate) fn set_rate(rate: u64) {
@@ -181,6 +213,7 @@ mod tests {
     fn distances_are_exponential_with_mean_rate() {
         let sampler = ThreadSampler {
             bytes_until_sample: Cell::new(0),
+            deferred: Cell::new(0),
             rng_state: Cell::new(splitmix64(7) | 1),
             epoch: Cell::new(1),
             rate: Cell::new(4096),

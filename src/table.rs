@@ -130,15 +130,28 @@ impl Table {
         let mut stacks = Vec::new();
         stacks.try_reserve_exact(self.stacks.len())?;
         stacks.extend_from_slice(&self.stacks);
-        let mut buckets = Vec::new();
-        buckets.try_reserve_exact(self.buckets.len())?;
-        buckets.extend_from_slice(&self.buckets);
+        let buckets = self.copy_buckets()?;
         Ok(Snapshot {
             frames,
             stacks,
             buckets,
             dropped_samples: self.dropped_samples,
         })
+    }
+
+    /// (sampled allocations recorded, buckets, samples dropped).
+    pub(crate) fn summary(&self) -> (u64, u64, u64) {
+        let samples = self.buckets.iter().map(|b| b.allocs).sum();
+        (samples, self.buckets.len() as u64, self.dropped_samples)
+    }
+
+    /// Copies the buckets' counts out (the stacks they name stay in the
+    /// table for good, so any later snapshot can resolve them).
+    pub(crate) fn copy_buckets(&self) -> Result<Vec<Bucket>, std::collections::TryReserveError> {
+        let mut buckets = Vec::new();
+        buckets.try_reserve_exact(self.buckets.len())?;
+        buckets.extend_from_slice(&self.buckets);
+        Ok(buckets)
     }
 
     fn intern_stack(&mut self, stack: &[usize]) -> Option<u32> {

@@ -133,3 +133,33 @@ pub fn assert_consistent(profile: &Profile) {
         );
     }
 }
+
+/// Runs the ignored test `name` of the current test binary in a fresh
+/// process with `env` set, and returns what it printed and how it exited.
+pub fn run_child_test(name: &str, env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(std::env::current_exe().expect("test binary"));
+    command.args([
+        "--ignored",
+        "--exact",
+        name,
+        "--test-threads=1",
+        "--nocapture",
+    ]);
+    command.env_remove("HEAPPROF");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("run child test")
+}
+
+/// [`run_child_test`], asserting that the child passed.
+pub fn run_child_test_ok(name: &str, env: &[(&str, &str)]) -> Output {
+    let out = run_child_test(name, env);
+    assert!(
+        out.status.success(),
+        "child test {name} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}

@@ -1,0 +1,386 @@
+//! One configuration, from code ([`Config`]) or from the `HEAPPROF`
+//! environment variable (the `GODEBUG` of heapprof), read once when the
+//! program starts.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::{dump, peak, Error};
+
+/// What heapprof does besides sampling: the sample rate, automatic dumps,
+/// the peak profile and the debug endpoint.
+///
+/// From code, build one and [`start`](Config::start) it; without code,
+/// set the same keys in the `HEAPPROF` environment variable, which is read
+/// once when the program starts (a program only has to install
+/// [`crate::Profiler`] as its global allocator):
+///
+/// ```sh
+/// HEAPPROF=rate=524288,dump=heap-%p-%t.pb.gz,interval=30s,at_exit=1,peak=1,http=127.0.0.1:6060 ./server
+/// ```
+///
+/// | key | value | meaning |
+/// |---|---|---|
+/// | `rate` | bytes, e.g. `524288` or `512k` | mean bytes between samples (0 off, 1 every allocation) |
+/// | `dump` | a path pattern: `%p` pid, `%t` UTC time | where dumps go (default `heapprof-%p-%t.pb.gz`) |
+/// | `interval` | a duration: `500ms`, `30s`, `5m`, `1h` | write a heap profile this often |
+/// | `at_exit` | `1`/`0` | write a heap profile when the process exits normally |
+/// | `peak` | `1`/`0` | record the in-use profile at the peak of live bytes; write it at exit (`.peak` before the extension) |
+/// | `http` | `host:port` or `:port` | serve the debug endpoint (feature `http`) |
+///
+/// A bad value in `HEAPPROF` gives one warning on stderr naming the key and
+/// what is used instead; the other keys still apply. [`Config::from_str`]
+/// is strict instead: the first bad key is an error.
+///
+/// ```no_run
+/// #[global_allocator]
+/// static ALLOC: heapprof::Profiler = heapprof::Profiler::system();
+///
+/// fn main() -> Result<(), heapprof::Error> {
+///     heapprof::Config::new()
+///         .interval(std::time::Duration::from_secs(60))
+///         .dump("/var/tmp/myservice-%p-%t.pb.gz")
+///         .peak(true)
+///         .at_exit(true)
+///         .start()?;
+///     // ... the program runs ...
+///     Ok(())
+/// }
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    rate: Option<usize>,
+    dump: Option<String>,
+    interval: Option<Duration>,
+    at_exit: bool,
+    peak: bool,
+    http: Option<String>,
+}
+
+impl Config {
+    /// Nothing set: starting it changes nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The mean bytes between samples (see [`crate::set_sample_rate`]).
+    pub fn rate(mut self, bytes: usize) -> Self {
+        self.rate = Some(bytes);
+        self
+    }
+
+    /// The file name pattern for dumps: `%p` is the process id, `%t` the UTC
+    /// time (`YYYYMMDD-HHMMSS`), `%%` a percent sign. A name already taken
+    /// gets `-2`, `-3`... before its extension.
+    pub fn dump(mut self, pattern: impl Into<String>) -> Self {
+        self.dump = Some(pattern.into());
+        self
+    }
+
+    /// Writes a heap profile every `interval`, from a background thread.
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = Some(interval);
+        self
+    }
+
+    /// Writes a heap profile when the process exits normally (returning
+    /// from `main` or calling `std::process::exit`).
+    pub fn at_exit(mut self, on: bool) -> Self {
+        self.at_exit = on;
+        self
+    }
+
+    /// Records the in-use profile at the peak of live bytes (see
+    /// [`crate::peak_profile`]) and writes it at exit.
+    pub fn peak(mut self, on: bool) -> Self {
+        self.peak = on;
+        self
+    }
+
+    /// Serves the debug endpoint on `addr` (see `serve`, feature `http`).
+    pub fn http(mut self, addr: impl Into<String>) -> Self {
+        self.http = Some(addr.into());
+        self
+    }
+
+    /// Applies the configuration: sets the rate, turns on peak tracking,
+    /// starts the dump thread, the exit handler and the debug endpoint, as
+    /// asked. Errors if the dump directory does not exist or the endpoint
+    /// cannot listen; what was started before the error stays started.
+    pub fn start(&self) -> Result<(), Error> {
+        if let Some(rate) = self.rate {
+            crate::set_sample_rate(rate);
+        }
+        if self.peak {
+            peak::set_tracking(true);
+        }
+        if self.interval.is_some() || self.at_exit || self.peak {
+            let pattern = self.dump.as_deref().unwrap_or(dump::DEFAULT_PATTERN);
+            dump::start(pattern, self.interval, self.at_exit, self.peak)?;
+        }
+        if let Some(addr) = &self.http {
+            start_http(addr)?;
+        }
+        Ok(())
+    }
+
+    /// Parses `HEAPPROF` syntax leniently: every problem becomes a message
+    /// and the key keeps its default.
+    fn parse_lenient(spec: &str) -> (Config, Vec<String>) {
+        let mut config = Config::new();
+        let mut problems = Vec::new();
+        for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (key, value) = match item.split_once('=') {
+                Some((key, value)) => (key.trim(), value.trim()),
+                None => (item, "1"),
+            };
+            if let Err(problem) = config.set(key, value) {
+                problems.push(problem);
+            }
+        }
+        (config, problems)
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let bad = |expected: &str, instead: &str| {
+            format!("{key}: bad value \"{value}\" (expected {expected}); {instead}")
+        };
+        match key {
+            "rate" => {
+                let rate = parse_bytes(value).ok_or_else(|| {
+                    bad(
+                        "a number of bytes such as 524288 or 512k",
+                        &format!("keeping the rate at {}", crate::sample_rate()),
+                    )
+                })?;
+                self.rate = Some(rate);
+            }
+            "dump" => {
+                if value.is_empty() {
+                    return Err(bad(
+                        "a file name pattern",
+                        &format!("using {}", dump::DEFAULT_PATTERN),
+                    ));
+                }
+                self.dump = Some(value.to_owned());
+            }
+            "interval" => {
+                let interval = parse_duration(value).ok_or_else(|| {
+                    bad(
+                        "a duration above zero such as 30s, 5m or 500ms",
+                        "no interval dumps",
+                    )
+                })?;
+                self.interval = Some(interval);
+            }
+            "at_exit" => {
+                self.at_exit =
+                    parse_bool(value).ok_or_else(|| bad("1 or 0", "no profile at exit"))?;
+            }
+            "peak" => {
+                self.peak = parse_bool(value).ok_or_else(|| bad("1 or 0", "no peak profile"))?;
+            }
+            "http" => {
+                if !value.contains(':') {
+                    return Err(bad(
+                        "host:port or :port such as 127.0.0.1:6060",
+                        "no debug endpoint",
+                    ));
+                }
+                self.http = Some(value.to_owned());
+            }
+            _ => {
+                return Err(format!(
+                    "unknown key \"{key}\" ignored (known keys: rate, dump, interval, at_exit, peak, http)"
+                ))
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Config {
+    type Err = Error;
+
+    /// Parses `HEAPPROF` syntax (`key=value,key=value`) strictly.
+    ///
+    /// ```
+    /// let config: heapprof::Config = "rate=64k,peak=1".parse().unwrap();
+    /// assert_eq!(config, heapprof::Config::new().rate(65536).peak(true));
+    /// let err = "interval=soon".parse::<heapprof::Config>().unwrap_err();
+    /// assert!(err.to_string().starts_with("interval: bad value \"soon\""));
+    /// ```
+    fn from_str(spec: &str) -> Result<Self, Error> {
+        let (config, problems) = Config::parse_lenient(spec);
+        match problems.into_iter().next() {
+            Some(problem) => Err(Error::Config(problem)),
+            None => Ok(config),
+        }
+    }
+}
+
+impl fmt::Display for Config {
+    /// The configuration in `HEAPPROF` syntax.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut items = Vec::new();
+        if let Some(rate) = self.rate {
+            items.push(format!("rate={rate}"));
+        }
+        if let Some(dump) = &self.dump {
+            items.push(format!("dump={dump}"));
+        }
+        if let Some(interval) = self.interval {
+            items.push(format!("interval={}ms", interval.as_millis()));
+        }
+        if self.at_exit {
+            items.push("at_exit=1".to_owned());
+        }
+        if self.peak {
+            items.push("peak=1".to_owned());
+        }
+        if let Some(http) = &self.http {
+            items.push(format!("http={http}"));
+        }
+        f.write_str(&items.join(","))
+    }
+}
+
+#[cfg(feature = "http")]
+fn start_http(addr: &str) -> Result<(), Error> {
+    crate::serve(addr).map(drop)
+}
+
+#[cfg(not(feature = "http"))]
+fn start_http(_addr: &str) -> Result<(), Error> {
+    Err(Error::Config(
+        "http: this program was built without heapprof's `http` feature".to_owned(),
+    ))
+}
+
+/// `524288`, `512k`, `1m`, `1g` (binary multiples).
+fn parse_bytes(value: &str) -> Option<usize> {
+    let lower = value.to_ascii_lowercase();
+    let (digits, shift) = match lower.strip_suffix(['k', 'm', 'g']) {
+        Some(digits) => (digits, 10 * (1 + "kmg".find(lower.chars().last()?)?)),
+        None => (lower.as_str(), 0),
+    };
+    let n: usize = digits.parse().ok()?;
+    n.checked_mul(1usize.checked_shl(shift as u32)?)
+}
+
+/// `500ms`, `30s`, `5m`, `1h`; a bare number is seconds. Zero is refused.
+fn parse_duration(value: &str) -> Option<Duration> {
+    let (digits, unit_ms) = if let Some(d) = value.strip_suffix("ms") {
+        (d, 1)
+    } else if let Some(d) = value.strip_suffix('s') {
+        (d, 1000)
+    } else if let Some(d) = value.strip_suffix('m') {
+        (d, 60_000)
+    } else if let Some(d) = value.strip_suffix('h') {
+        (d, 3_600_000)
+    } else {
+        (value, 1000)
+    };
+    let n: u64 = digits.parse().ok()?;
+    Some(Duration::from_millis(n.checked_mul(unit_ms)?)).filter(|d| !d.is_zero())
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Reads `HEAPPROF` before `main`, from the ELF initializer below: a
+/// program configured only by the environment has no code that could call
+/// [`Config::start`].
+extern "C" fn start_from_env() {
+    let Some(spec) = std::env::var_os("HEAPPROF") else {
+        return;
+    };
+    let spec = spec.to_string_lossy();
+    if !crate::counters::profiler_installed() {
+        eprintln!(
+            "heapprof: warning: HEAPPROF is set, but heapprof::Profiler is not this program's global allocator; ignoring HEAPPROF"
+        );
+        return;
+    }
+    let (config, problems) = Config::parse_lenient(&spec);
+    for problem in problems {
+        eprintln!("heapprof: warning: HEAPPROF: {problem}");
+    }
+    if let Err(e) = config.start() {
+        eprintln!("heapprof: warning: HEAPPROF: {e}");
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array"]
+static START_FROM_ENV: extern "C" fn() = start_from_env;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_parses() {
+        let config: Config =
+            "rate=512k, dump=h-%p.pb.gz,interval=30s,at_exit=1,peak=true,http=:6060"
+                .parse()
+                .unwrap();
+        assert_eq!(
+            config,
+            Config::new()
+                .rate(512 * 1024)
+                .dump("h-%p.pb.gz")
+                .interval(Duration::from_secs(30))
+                .at_exit(true)
+                .peak(true)
+                .http(":6060")
+        );
+        assert_eq!(config.to_string().parse::<Config>().unwrap(), config);
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_bytes("1g"), Some(1 << 30));
+        assert_eq!(parse_bytes("7"), Some(7));
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_what_is_used_instead() {
+        let (config, problems) =
+            Config::parse_lenient("rate=lots,interval=0s,at_exit=maybe,colour=blue,peak=1");
+        assert_eq!(config, Config::new().peak(true), "good keys still apply");
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(
+            problems[0].starts_with("rate: bad value \"lots\""),
+            "{}",
+            problems[0]
+        );
+        assert!(
+            problems[0].contains("keeping the rate at"),
+            "{}",
+            problems[0]
+        );
+        assert!(
+            problems[1].ends_with("; no interval dumps"),
+            "{}",
+            problems[1]
+        );
+        assert!(
+            problems[2].ends_with("; no profile at exit"),
+            "{}",
+            problems[2]
+        );
+        assert!(
+            problems[3].starts_with("unknown key \"colour\""),
+            "{}",
+            problems[3]
+        );
+        assert!(parse_bytes("99999999999999999999k").is_none());
+        assert!(parse_bytes("12q").is_none());
+    }
+}

@@ -1,0 +1,302 @@
+//! Exact allocation counters: one set per thread, summed on read.
+//!
+//! Each thread counts its own allocations and frees in thread-local atomics
+//! that only it writes (a relaxed load and store: plain `add`s, no `lock`
+//! prefix, no shared cache line), so counting costs the hot path a few
+//! instructions and never contends. A reader sums the counters of every
+//! registered thread plus those of threads that have exited, under a mutex
+//! that allocating threads never take on the hot path.
+//!
+//! A thread registers at its first allocation (the sampling countdown starts
+//! at zero, so that one takes the cold path) or its first free (its filter of
+//! sampled addresses starts as one that sends every free to the slow path). It unregisters in a `pthread_key` destructor, which glibc
+//! runs after every Rust thread-local destructor, folding its counts into the
+//! totals of exited threads.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard, Once};
+
+use crate::blocks;
+use crate::guard::{self, Guard};
+use crate::local::LOCAL;
+
+/// Cumulative counts of one thread (or of all exited threads).
+pub(crate) struct Counts {
+    allocs: AtomicU64,
+    alloc_bytes: AtomicU64,
+    frees: AtomicU64,
+    free_bytes: AtomicU64,
+}
+
+/// A plain copy of [`Counts`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Totals {
+    pub allocs: u64,
+    pub alloc_bytes: u64,
+    pub frees: u64,
+    pub free_bytes: u64,
+}
+
+impl Totals {
+    /// Bytes allocated and not freed.
+    pub(crate) fn live_bytes(&self) -> u64 {
+        self.alloc_bytes.saturating_sub(self.free_bytes)
+    }
+}
+
+impl Counts {
+    const fn new() -> Self {
+        Counts {
+            allocs: AtomicU64::new(0),
+            alloc_bytes: AtomicU64::new(0),
+            frees: AtomicU64::new(0),
+            free_bytes: AtomicU64::new(0),
+        }
+    }
+
+    fn read(&self) -> Totals {
+        Totals {
+            allocs: self.allocs.load(Relaxed),
+            alloc_bytes: self.alloc_bytes.load(Relaxed),
+            frees: self.frees.load(Relaxed),
+            free_bytes: self.free_bytes.load(Relaxed),
+        }
+    }
+
+    fn add_shared(&self, t: Totals) {
+        self.allocs.fetch_add(t.allocs, Relaxed);
+        self.alloc_bytes.fetch_add(t.alloc_bytes, Relaxed);
+        self.frees.fetch_add(t.frees, Relaxed);
+        self.free_bytes.fetch_add(t.free_bytes, Relaxed);
+    }
+}
+
+pub(crate) struct ThreadCounts {
+    counts: Counts,
+    /// The sampled-address filter this thread's frees consult: the real one
+    /// once registered, [`blocks::UNREGISTERED`] (all "maybe") before, so
+    /// that the first free of a thread that never allocated reaches the
+    /// slow path and registers it.
+    filter: Cell<&'static blocks::Filter>,
+}
+
+impl ThreadCounts {
+    pub(crate) const fn new() -> Self {
+        ThreadCounts {
+            counts: Counts::new(),
+            filter: Cell::new(&blocks::UNREGISTERED),
+        }
+    }
+}
+
+#[inline(always)]
+fn with<R>(f: impl FnOnce(&ThreadCounts) -> R) -> R {
+    LOCAL.with(|local| f(&local.counts))
+}
+
+/// Adds to a counter that only the current thread writes: a relaxed load
+/// and store, which compile to one non-atomic `add`.
+#[inline(always)]
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.store(counter.load(Relaxed).wrapping_add(by), Relaxed);
+}
+
+/// Counts an allocation of `size` bytes on this thread.
+#[inline(always)]
+pub(crate) fn count_alloc(size: usize) {
+    with(|c| {
+        bump(&c.counts.allocs, 1);
+        bump(&c.counts.alloc_bytes, size as u64);
+    });
+}
+
+/// Counts a free of `size` bytes on this thread.
+#[inline(always)]
+pub(crate) fn count_free(size: usize) {
+    with(|c| {
+        bump(&c.counts.frees, 1);
+        bump(&c.counts.free_bytes, size as u64);
+    });
+}
+
+/// Takes back an allocation counted by [`count_alloc`] that failed.
+pub(crate) fn uncount_alloc(size: usize) {
+    with(|c| {
+        bump(&c.counts.allocs, 1u64.wrapping_neg());
+        bump(&c.counts.alloc_bytes, (size as u64).wrapping_neg());
+    });
+}
+
+/// Takes back a free counted by [`count_free`] that did not happen.
+pub(crate) fn uncount_free(size: usize) {
+    with(|c| {
+        bump(&c.counts.frees, 1u64.wrapping_neg());
+        bump(&c.counts.free_bytes, (size as u64).wrapping_neg());
+    });
+}
+
+/// Whether freeing `ptr` needs the slow path: it may be a sampled block, or
+/// this thread is not registered yet. One load of the thread's filter.
+#[inline(always)]
+pub(crate) fn free_needs_slow_path(ptr: *mut u8) -> bool {
+    with(|c| blocks::may_be_sampled_in(c.filter.get(), ptr))
+}
+
+fn registered(c: &ThreadCounts) -> bool {
+    std::ptr::eq(c.filter.get(), blocks::filter())
+}
+
+/// Runs `f` (heapprof's own work on the allocation path: recording a sample,
+/// registering, checking the peak) without counting what it allocates and
+/// frees, so the counters and [`crate::measure`] show only the program's
+/// own allocations. The memory it keeps (the sample table) is reported by
+/// the `/profile/...` metrics instead.
+#[inline]
+pub(crate) fn uncounted<R>(f: impl FnOnce() -> R) -> R {
+    with(|c| {
+        let before = c.counts.read();
+        let result = f();
+        c.counts.allocs.store(before.allocs, Relaxed);
+        c.counts.alloc_bytes.store(before.alloc_bytes, Relaxed);
+        c.counts.frees.store(before.frees, Relaxed);
+        c.counts.free_bytes.store(before.free_bytes, Relaxed);
+        result
+    })
+}
+
+/// This thread's own counts so far.
+pub(crate) fn this_thread() -> Totals {
+    with(|c| c.counts.read())
+}
+
+/// A registered thread's counters. The pointer stays valid until the thread's
+/// key destructor removes it from the registry, under the registry lock.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct ThreadPtr(*const Counts);
+// SAFETY: the pointee is atomics, read from other threads only under the
+// registry lock while its thread is alive (see `ThreadPtr`).
+unsafe impl Send for ThreadPtr {}
+
+pub(crate) struct Registry {
+    threads: Vec<ThreadPtr>,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    threads: Vec::new(),
+});
+/// Counts of threads that have exited (or, in a forked child, that were not
+/// copied into it).
+static EXITED: Counts = Counts::new();
+static KEY_ONCE: Once = Once::new();
+static KEY: AtomicU32 = AtomicU32::new(0);
+
+/// Locks the registry. Whoever holds it must hold the guard too: a signal
+/// handler's allocation on the same thread then skips registration instead
+/// of waiting for this lock.
+pub(crate) fn lock() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Registers the current thread, once (called from the allocator's cold
+/// paths; does nothing inside the profiler, so never waits on itself).
+#[cold]
+#[inline(never)]
+pub(crate) fn register_this_thread() {
+    if with(registered) || guard::is_active() {
+        return;
+    }
+    let _guard = Guard::enter();
+    uncounted(|| {
+        with(|c| {
+            if registered(c) {
+                return;
+            }
+            let ptr = ThreadPtr(&c.counts);
+            {
+                let mut registry = lock();
+                if registry.threads.try_reserve(1).is_err() {
+                    return; // counted on this thread; registered at a later try
+                }
+                registry.threads.push(ptr);
+            }
+            c.filter.set(blocks::filter());
+            KEY_ONCE.call_once(|| {
+                let mut key: libc::pthread_key_t = 0;
+                // SAFETY: `key` is a valid out-pointer; the destructor is an
+                // `extern "C"` function that lives for the whole program.
+                unsafe { libc::pthread_key_create(&mut key, Some(on_thread_exit)) };
+                KEY.store(key, Relaxed);
+            });
+            // SAFETY: the key was created above. A non-null value makes glibc
+            // call the destructor at thread exit, after Rust's TLS destructors.
+            unsafe { libc::pthread_setspecific(KEY.load(Relaxed), ptr.0.cast_mut().cast()) };
+        })
+    });
+}
+
+/// Key destructor: folds the exiting thread's counts into [`EXITED`].
+extern "C" fn on_thread_exit(counts: *mut libc::c_void) {
+    let _guard = Guard::enter();
+    let ptr = ThreadPtr(counts.cast_const().cast());
+    let mut registry = lock();
+    if let Some(i) = registry.threads.iter().position(|&p| p == ptr) {
+        registry.threads.swap_remove(i);
+        // SAFETY: the pointer is this thread's own counters, still alive.
+        EXITED.add_shared(unsafe { &*ptr.0 }.read());
+    }
+    drop(registry);
+    // Should this thread allocate again (a later destructor), it registers
+    // again and glibc runs this destructor once more.
+    with(|c| c.filter.set(&blocks::UNREGISTERED));
+}
+
+/// The process's counts: every thread's, summed. Each counter is exact at
+/// some moment during the read; with other threads allocating, the four
+/// need not be from the same moment.
+pub(crate) fn totals() -> Totals {
+    let _guard = Guard::enter();
+    let registry = lock();
+    registry.totals()
+}
+
+impl Registry {
+    pub(crate) fn totals(&self) -> Totals {
+        let mut sum = EXITED.read();
+        for &ThreadPtr(counts) in &self.threads {
+            // SAFETY: registered threads are alive while the lock is held.
+            let t = unsafe { &*counts }.read();
+            sum.allocs += t.allocs;
+            sum.alloc_bytes += t.alloc_bytes;
+            sum.frees += t.frees;
+            sum.free_bytes += t.free_bytes;
+        }
+        sum
+    }
+
+    /// In a forked child, only the forking thread exists: fold the others
+    /// away (their memory may be reused by the child's new threads).
+    pub(crate) fn keep_only_this_thread(&mut self) {
+        let own = with(|c| ThreadPtr(&c.counts));
+        let mut i = 0;
+        while i < self.threads.len() {
+            let p = self.threads[i];
+            if p == own {
+                i += 1;
+            } else {
+                // SAFETY: the copied memory of a thread that does not exist
+                // in the child; nothing writes it, reading it is sound.
+                EXITED.add_shared(unsafe { &*p.0 }.read());
+                self.threads.swap_remove(i);
+            }
+        }
+    }
+}
+
+/// Whether the global allocator is heapprof's: an allocation made now shows
+/// in this thread's counters only if it went through [`count_alloc`].
+pub(crate) fn profiler_installed() -> bool {
+    let before = this_thread().allocs;
+    drop(std::hint::black_box(Box::new(0u64)));
+    this_thread().allocs != before
+}

@@ -1,0 +1,244 @@
+//! Profiles written without being asked each time: every interval, at exit,
+//! and the peak profile at exit. File names come from a pattern (`%p` pid,
+//! `%t` UTC time, `%%` a percent sign); a dump never overwrites a file: a
+//! name already taken gets `-2`, `-3`... before its extension.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, Once};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::guard::Guard;
+use crate::Error;
+
+/// The pattern used when a dump is asked for without one.
+pub(crate) const DEFAULT_PATTERN: &str = "heapprof-%p-%t.pb.gz";
+
+/// What the at-exit handler writes.
+struct AtExit {
+    pattern: String,
+    heap: bool,
+    peak: bool,
+}
+
+static AT_EXIT: Mutex<Option<AtExit>> = Mutex::new(None);
+static REGISTER_AT_EXIT: Once = Once::new();
+/// Serializes choosing a free name and writing to it.
+static WRITING: Mutex<()> = Mutex::new(());
+
+/// Checks `pattern` and starts what is asked: a thread that writes a heap
+/// profile every `interval`, and/or profiles written at normal exit.
+pub(crate) fn start(
+    pattern: &str,
+    interval: Option<Duration>,
+    heap_at_exit: bool,
+    peak_at_exit: bool,
+) -> Result<(), Error> {
+    check_pattern(pattern)?;
+    if let Some(interval) = interval {
+        let pattern = pattern.to_owned();
+        std::thread::Builder::new()
+            .name("heapprof-dump".to_owned())
+            .spawn(move || {
+                // Nothing this thread allocates is profiled.
+                let _guard = Guard::enter();
+                loop {
+                    std::thread::sleep(interval);
+                    report(write(&pattern, None, crate::heap_profile));
+                }
+            })
+            .map_err(|e| Error::Config(format!("dump: cannot start its thread: {e}")))?;
+    }
+    if heap_at_exit || peak_at_exit {
+        {
+            let mut plan = AT_EXIT.lock().unwrap_or_else(|p| p.into_inner());
+            let (heap, peak) = plan.as_ref().map_or((false, false), |p| (p.heap, p.peak));
+            *plan = Some(AtExit {
+                pattern: pattern.to_owned(),
+                heap: heap || heap_at_exit,
+                peak: peak || peak_at_exit,
+            });
+        }
+        REGISTER_AT_EXIT.call_once(|| {
+            // SAFETY: `at_exit` is an `extern "C"` function with no
+            // arguments that lives for the whole program.
+            unsafe { libc::atexit(at_exit) };
+        });
+    }
+    Ok(())
+}
+
+extern "C" fn at_exit() {
+    let _guard = Guard::enter();
+    let plan = AT_EXIT.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let Some(plan) = plan else { return };
+    if plan.heap {
+        report(write(&plan.pattern, None, crate::heap_profile));
+    }
+    if plan.peak {
+        report(write(&plan.pattern, Some("peak"), crate::peak_profile));
+    }
+}
+
+fn report(result: Result<PathBuf, Error>) {
+    if let Err(e) = result {
+        eprintln!("heapprof: warning: dump failed: {e}");
+    }
+}
+
+/// Writes the profile `make` gives to a new file named from `pattern`.
+fn write(
+    pattern: &str,
+    tag: Option<&str>,
+    make: fn() -> Result<Vec<u8>, Error>,
+) -> Result<PathBuf, Error> {
+    let bytes = make()?;
+    let _writing = WRITING.lock().unwrap_or_else(|p| p.into_inner());
+    let path = free_name(&expand(pattern, SystemTime::now()), tag);
+    crate::write_file(&path, &bytes)?;
+    Ok(path)
+}
+
+/// A pattern is good if its directory exists.
+fn check_pattern(pattern: &str) -> Result<(), Error> {
+    let path = expand(pattern, SystemTime::now());
+    if path.file_name().is_none() || pattern.ends_with('/') {
+        return Err(Error::Config(format!(
+            "dump: \"{pattern}\" does not name a file"
+        )));
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::Config(format!(
+            "dump: directory {} does not exist",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// `pattern` with `%p`, `%t` and `%%` replaced.
+pub(crate) fn expand(pattern: &str, now: SystemTime) -> PathBuf {
+    let mut out = String::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('p') => out.push_str(&std::process::id().to_string()),
+            Some('t') => out.push_str(&utc_timestamp(now)),
+            Some('%') => out.push('%'),
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    PathBuf::from(out)
+}
+
+/// `path` with `.tag` before its extension, and `-N` too if that is taken.
+fn free_name(path: &Path, tag: Option<&str>) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let split = name
+        .strip_suffix(".pb.gz")
+        .map(|stem| stem.len())
+        .or_else(|| name.rfind('.').filter(|&i| i > 0))
+        .unwrap_or(name.len());
+    let (stem, extension) = name.split_at(split);
+    let stem = match tag {
+        Some(tag) => format!("{stem}.{tag}"),
+        None => stem.to_owned(),
+    };
+    let mut candidate = path.with_file_name(format!("{stem}{extension}"));
+    let mut n = 2;
+    while candidate.exists() {
+        candidate = path.with_file_name(format!("{stem}-{n}{extension}"));
+        n += 1;
+    }
+    candidate
+}
+
+/// `YYYYMMDD-HHMMSS` in UTC.
+fn utc_timestamp(now: SystemTime) -> String {
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+/// Days since 1970-01-01 -> (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_utc_calendar_dates() {
+        let at = |secs| utc_timestamp(UNIX_EPOCH + Duration::from_secs(secs));
+        assert_eq!(at(0), "19700101-000000");
+        assert_eq!(at(951_782_400), "20000229-000000"); // a leap day
+        assert_eq!(at(1_795_389_722), "20261122-232202");
+    }
+
+    #[test]
+    fn patterns_expand_and_names_never_repeat() {
+        let dir = std::env::temp_dir().join(format!("heapprof-dump-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = expand(&format!("{}/h-%p-%%.pb.gz", dir.display()), UNIX_EPOCH);
+        let pid = std::process::id();
+        assert_eq!(path, dir.join(format!("h-{pid}-%.pb.gz")));
+        let first = free_name(&path, None);
+        assert_eq!(first, path);
+        std::fs::write(&first, b"x").unwrap();
+        assert_eq!(
+            free_name(&path, None),
+            dir.join(format!("h-{pid}-%-2.pb.gz"))
+        );
+        assert_eq!(
+            free_name(&path, Some("peak")),
+            dir.join(format!("h-{pid}-%.peak.pb.gz"))
+        );
+        assert_eq!(
+            free_name(&dir.join("profile"), None),
+            dir.join("profile"),
+            "no extension"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_directory_is_refused_up_front() {
+        let err = check_pattern("/no/such/dir/heap-%p.pb.gz").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dump: directory /no/such/dir does not exist"
+        );
+    }
+}

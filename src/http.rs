@@ -1,0 +1,357 @@
+//! The debug endpoint, the `net/http/pprof` of heapprof (feature `http`):
+//! a small HTTP/1.1 server on its own threads, with the reentrancy guard
+//! held on all of them so nothing it allocates is profiled.
+//!
+//! Each connection gets a thread, read and write timeouts and a cap on the
+//! request's size, and at most [`MAX_CONNECTIONS`] are served at once (more
+//! get `503`): a slow or hostile client ties up at most its own thread for
+//! a few seconds, never the program.
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::guard::Guard;
+use crate::pprof::Profile;
+use crate::profile::{self, Counts, Flavour};
+use crate::{metrics, table, Error};
+
+/// Connections served at once; more are refused with `503`.
+const MAX_CONNECTIONS: usize = 16;
+/// Longest request head read.
+const MAX_REQUEST: usize = 8 * 1024;
+/// How long a client may take to send its request, or to take a chunk of
+/// the answer.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest `?seconds=` window.
+const MAX_SECONDS: u64 = 3600;
+
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Starts the debug endpoint on `addr` (`"127.0.0.1:6060"`; `":6060"` means
+/// loopback; port 0 picks a free port) and returns the address it listens
+/// on. It serves, until the process exits:
+///
+/// | path | answer |
+/// |---|---|
+/// | `/debug/pprof/` | an index of the paths below |
+/// | `/debug/pprof/heap` | the heap profile (gzipped pprof); `?debug=1` Go's legacy text form; `?seconds=N` the difference over the next N seconds |
+/// | `/debug/pprof/allocs` | the same, showing allocated space by default |
+/// | `/debug/pprof/peak` | the in-use profile at the peak of live bytes (peak tracking must be on) |
+/// | `/debug/mem` | the exact counters ([`crate::stats`]) as plain text |
+/// | `/metrics` | every metric in Prometheus text format |
+///
+/// It binds where it is told: anything but a loopback address exposes heap
+/// profiles (stack traces, sizes, build ids) to the network.
+///
+/// ```no_run
+/// #[global_allocator]
+/// static ALLOC: heapprof::Profiler = heapprof::Profiler::system();
+///
+/// fn main() -> Result<(), heapprof::Error> {
+///     let addr = heapprof::serve("127.0.0.1:6060")?;
+///     println!("go tool pprof http://{addr}/debug/pprof/heap");
+///     // ... the program runs ...
+///     Ok(())
+/// }
+/// ```
+pub fn serve(addr: &str) -> Result<SocketAddr, Error> {
+    let _guard = Guard::enter();
+    let full = if addr.starts_with(':') {
+        format!("127.0.0.1{addr}")
+    } else {
+        addr.to_owned()
+    };
+    let listen_error = |source| Error::Listen {
+        addr: addr.to_owned(),
+        source,
+    };
+    let listener = TcpListener::bind(&full).map_err(listen_error)?;
+    let local = listener.local_addr().map_err(listen_error)?;
+    std::thread::Builder::new()
+        .name("heapprof-http".to_owned())
+        .spawn(move || {
+            let _guard = Guard::enter();
+            for stream in listener.incoming().flatten() {
+                accept(stream);
+            }
+        })
+        .map_err(listen_error)?;
+    Ok(local)
+}
+
+fn accept(stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(TIMEOUT));
+    let _ = stream.set_write_timeout(Some(TIMEOUT));
+    if ACTIVE.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+        ACTIVE.fetch_sub(1, Ordering::AcqRel);
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+        respond(stream, false, Response::text(503, "too many connections\n"));
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("heapprof-http-conn".to_owned())
+        .spawn(move || {
+            let _guard = Guard::enter();
+            handle(stream);
+            ACTIVE.fetch_sub(1, Ordering::AcqRel);
+        });
+    if spawned.is_err() {
+        ACTIVE.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+struct Response {
+    status: u16,
+    content_type: &'static str,
+    attachment: Option<&'static str>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn text(status: u16, body: impl Into<String>) -> Self {
+        Response {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            attachment: None,
+            body: body.into().into_bytes(),
+        }
+    }
+}
+
+fn handle(mut stream: TcpStream) {
+    let Some(head) = read_head(&mut stream) else {
+        respond(stream, false, Response::text(400, "bad request\n"));
+        return;
+    };
+    let mut parts = head.lines().next().unwrap_or("").split(' ');
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let response = match method {
+        "GET" | "HEAD" => route(target),
+        _ => Response::text(405, "only GET and HEAD\n"),
+    };
+    respond(stream, method == "HEAD", response);
+}
+
+/// Reads up to the blank line that ends the request head.
+fn read_head(stream: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 || head.len() + n > MAX_REQUEST {
+            return None;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(head).ok()
+}
+
+fn respond(mut stream: TcpStream, head_only: bool, response: Response) {
+    let reason = match response.status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        500 => "Internal Server Error",
+        _ => "Service Unavailable",
+    };
+    let mut head = format!(
+        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\n",
+        response.status,
+        response.content_type,
+        response.body.len()
+    );
+    if let Some(name) = response.attachment {
+        let _ = write!(
+            head,
+            "Content-Disposition: attachment; filename=\"{name}\"\r\n"
+        );
+    }
+    head.push_str("\r\n");
+    let _ = stream.write_all(head.as_bytes());
+    if !head_only {
+        let _ = stream.write_all(&response.body);
+    }
+    let _ = stream.flush();
+}
+
+fn route(target: &str) -> Response {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let param = |name: &str| {
+        query
+            .split('&')
+            .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    };
+    match path {
+        "/debug/pprof" | "/debug/pprof/" => Response {
+            content_type: "text/html; charset=utf-8",
+            ..Response::text(200, INDEX)
+        },
+        "/debug/pprof/heap" => profile_response(Flavour::Heap, "heap", param),
+        "/debug/pprof/allocs" => profile_response(Flavour::Allocs, "allocs", param),
+        "/debug/pprof/peak" => match crate::peak_profile_data() {
+            Ok(profile) => encoded(profile, "peak", param("debug")),
+            Err(e) => Response::text(404, format!("{e}\n")),
+        },
+        "/debug/mem" => Response::text(200, mem_page()),
+        "/metrics" => {
+            let mut body = Vec::new();
+            let _ = metrics::write_prometheus(&mut body);
+            Response {
+                content_type: "text/plain; version=0.0.4; charset=utf-8",
+                body,
+                ..Response::text(200, "")
+            }
+        }
+        _ => Response::text(404, format!("404 page not found: {path}\n")),
+    }
+}
+
+const INDEX: &str = "<html><head><title>/debug/pprof/</title></head><body>
+<h1>heapprof</h1>
+<ul>
+<li><a href=\"heap?debug=1\">heap</a>: in-use memory by allocation site (<a href=\"heap\">pprof</a>; <code>?seconds=N</code> for the difference over N seconds)</li>
+<li><a href=\"allocs?debug=1\">allocs</a>: everything allocated since start, by allocation site (<a href=\"allocs\">pprof</a>)</li>
+<li><a href=\"peak?debug=1\">peak</a>: in-use memory at the peak of live bytes (<a href=\"peak\">pprof</a>)</li>
+<li><a href=\"/debug/mem\">/debug/mem</a>: exact allocation counters</li>
+<li><a href=\"/metrics\">/metrics</a>: the same, for Prometheus</li>
+</ul>
+<p>go tool pprof http://HOST/debug/pprof/heap</p>
+</body></html>
+";
+
+fn profile_response<'q>(
+    flavour: Flavour,
+    name: &'static str,
+    param: impl Fn(&str) -> Option<&'q str>,
+) -> Response {
+    let built = match param("seconds") {
+        None => profile::build(flavour),
+        Some(text) => {
+            let seconds = match text.parse::<u64>() {
+                Ok(s) if (1..=MAX_SECONDS).contains(&s) => s,
+                _ => {
+                    return Response::text(
+                        400,
+                        format!("bad seconds \"{text}\": a whole number from 1 to {MAX_SECONDS}\n"),
+                    )
+                }
+            };
+            delta(flavour, seconds)
+        }
+    };
+    match built {
+        Ok(profile) => encoded(profile, name, param("debug")),
+        Err(e) => Response::text(500, format!("{e}\n")),
+    }
+}
+
+/// What was allocated and freed over the next `seconds`.
+fn delta(flavour: Flavour, seconds: u64) -> Result<Profile, Error> {
+    let base = table::lock()
+        .copy_buckets()
+        .map_err(|_| Error::OutOfMemory)?;
+    std::thread::sleep(Duration::from_secs(seconds));
+    let mut profile = profile::build_with(
+        flavour,
+        Counts::Since(base),
+        vec![format!("heapprof: difference over {seconds}s")],
+    )?;
+    profile.duration_nanos = (seconds * 1_000_000_000) as i64;
+    Ok(profile)
+}
+
+fn encoded(profile: Profile, name: &'static str, debug: Option<&str>) -> Response {
+    match debug {
+        None | Some("0") => Response {
+            content_type: "application/octet-stream",
+            attachment: Some(name),
+            body: profile.encode(),
+            ..Response::text(200, "")
+        },
+        Some("1") => Response::text(200, legacy_text(&profile)),
+        Some(other) => Response::text(400, format!("bad debug \"{other}\": 0 or 1\n")),
+    }
+}
+
+/// Go's legacy text heap profile (`?debug=1`): one line per sample, in-use
+/// then allocated counts, then its return addresses; each frame's function
+/// and line as a comment; the exact counters at the end. The figures are
+/// the profile's estimates (already scaled), so the header says
+/// `heap/2`, a sampling rate of 1, and `go tool pprof` shows them as they
+/// are.
+fn legacy_text(profile: &Profile) -> String {
+    let value = |s: &crate::pprof::Sample, i: usize| s.values.get(i).copied().unwrap_or(0);
+    let total = |i| profile.samples.iter().map(|s| value(s, i)).sum::<i64>();
+    let mut out = format!(
+        "heap profile: {}: {} [{}: {}] @ heap/2\n# heapprof: estimates of the true totals, scaled from samples taken every {} bytes on average\n",
+        total(2),
+        total(3),
+        total(0),
+        total(1),
+        profile.period
+    );
+    for comment in &profile.comments {
+        let _ = writeln!(out, "# {comment}");
+    }
+    for sample in &profile.samples {
+        let _ = write!(
+            out,
+            "{}: {} [{}: {}] @",
+            value(sample, 2),
+            value(sample, 3),
+            value(sample, 0),
+            value(sample, 1)
+        );
+        for &l in &sample.locations {
+            let _ = write!(out, " {:#x}", profile.locations[l].address + 1);
+        }
+        out.push('\n');
+        for &l in &sample.locations {
+            let location = &profile.locations[l];
+            for line in &location.lines {
+                let function = &profile.functions[line.function];
+                let _ = writeln!(
+                    out,
+                    "#\t{:#x}\t{}\t{}:{}",
+                    location.address + 1,
+                    function.name,
+                    function.filename,
+                    line.line
+                );
+            }
+        }
+        out.push('\n');
+    }
+    out.push_str("\n# heapprof.Stats\n");
+    for line in mem_page().lines().skip(1) {
+        let _ = writeln!(out, "# {line}");
+    }
+    out
+}
+
+/// The exact counters, one per line.
+fn mem_page() -> String {
+    let s = crate::stats();
+    let mut out = String::from("heapprof stats (exact, from the allocator's counters)\n");
+    for (name, v) in [
+        ("live_bytes", s.live_bytes),
+        ("live_objects", s.live_objects),
+        ("peak_live_bytes", s.peak_live_bytes),
+        ("allocated_bytes", s.allocated_bytes),
+        ("allocations", s.allocations),
+        ("freed_bytes", s.freed_bytes),
+        ("frees", s.frees),
+        ("resident_bytes", s.resident_bytes),
+        ("virtual_bytes", s.virtual_bytes),
+        ("sample_rate", crate::sample_rate() as u64),
+    ] {
+        let _ = writeln!(out, "{name:<16} {v}");
+    }
+    out
+}
