@@ -87,8 +87,7 @@ fn accept(stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(TIMEOUT));
     if ACTIVE.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
         ACTIVE.fetch_sub(1, Ordering::AcqRel);
-        let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-        respond(stream, false, Response::text(503, "too many connections\n"));
+        refuse(stream);
         return;
     }
     let spawned = std::thread::Builder::new()
@@ -101,6 +100,16 @@ fn accept(stream: TcpStream) {
     if spawned.is_err() {
         ACTIVE.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// Answers `503` without a thread: a short wait for the request (closing
+/// with it unread would reset the connection before the answer is read),
+/// then the answer.
+fn refuse(mut stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(250)));
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(250)));
+    let _ = stream.read(&mut [0u8; 1024]);
+    respond(stream, false, Response::text(503, "too many connections\n"));
 }
 
 struct Response {
@@ -128,9 +137,13 @@ fn handle(mut stream: TcpStream) {
     };
     let mut parts = head.lines().next().unwrap_or("").split(' ');
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let response = match method {
-        "GET" | "HEAD" => route(target),
-        _ => Response::text(405, "only GET and HEAD\n"),
+    let response = match (method, target) {
+        ("GET" | "HEAD", _) => route(target),
+        ("POST", "/debug/pprof/symbol") => match read_body(&mut stream, &head) {
+            Some(body) => Response::text(200, symbols(&body)),
+            None => Response::text(400, "bad request body\n"),
+        },
+        _ => Response::text(405, "only GET and HEAD (and POST to /debug/pprof/symbol)\n"),
     };
     respond(stream, method == "HEAD", response);
 }
@@ -147,6 +160,46 @@ fn read_head(stream: &mut TcpStream) -> Option<String> {
         head.extend_from_slice(&buf[..n]);
     }
     String::from_utf8(head).ok()
+}
+
+/// The request body after `head`, as long as its Content-Length (at most
+/// 1 MiB; whatever of it came with the head is in `head` already).
+fn read_body(stream: &mut TcpStream, head: &str) -> Option<String> {
+    let (fields, already) = head.split_once("\r\n\r\n")?;
+    let length: usize = fields
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or(already.len());
+    if length > 1 << 20 || already.len() > length {
+        return None;
+    }
+    let mut body = already.as_bytes().to_vec();
+    body.resize(length, 0);
+    stream.read_exact(&mut body[already.len()..]).ok()?;
+    String::from_utf8(body).ok()
+}
+
+/// Go's remote symbolization protocol (`/debug/pprof/symbol`), which
+/// `go tool pprof` uses for profiles without symbols (the `?debug=1` form):
+/// the request is addresses joined by `+`, the answer one `address name`
+/// line per address it knows.
+fn symbols(request: &str) -> String {
+    let addresses: Vec<usize> = request
+        .split(|c: char| c == '+' || c.is_whitespace())
+        .filter_map(|a| usize::from_str_radix(a.trim_start_matches("0x"), 16).ok())
+        .collect();
+    let resolved = crate::symbolize::resolve(addresses.iter().copied());
+    let mut out = String::from("num_symbols: 1\n");
+    for address in addresses {
+        if let Some(frame) = resolved.get(&address).and_then(|levels| levels.last()) {
+            let _ = writeln!(out, "{address:#x} {}", frame.name);
+        }
+    }
+    out
 }
 
 fn respond(mut stream: TcpStream, head_only: bool, response: Response) {
@@ -176,6 +229,7 @@ fn respond(mut stream: TcpStream, head_only: bool, response: Response) {
         let _ = stream.write_all(&response.body);
     }
     let _ = stream.flush();
+    let _ = stream.shutdown(std::net::Shutdown::Write);
 }
 
 fn route(target: &str) -> Response {
@@ -198,6 +252,7 @@ fn route(target: &str) -> Response {
             Ok(profile) => encoded(profile, "peak", param("debug")),
             Err(e) => Response::text(404, format!("{e}\n")),
         },
+        "/debug/pprof/symbol" => Response::text(200, "num_symbols: 1\n"),
         "/debug/mem" => Response::text(200, mem_page()),
         "/metrics" => {
             let mut body = Vec::new();

@@ -1,0 +1,284 @@
+//! The debug endpoint (feature `http`), read by a plain HTTP client and by
+//! the real `go tool pprof`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use heapprof::pprof::Profile;
+
+#[global_allocator]
+static ALLOC: heapprof::Profiler = heapprof::Profiler::system();
+
+/// Blocks kept alive for the whole run, so the heap profile shows them.
+static HELD: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+#[inline(never)]
+fn held_by_http_test(blocks: usize) {
+    let mut held = HELD.lock().unwrap();
+    for i in 0..blocks {
+        held.push(vec![i as u8; 64 << 10]);
+    }
+}
+
+#[inline(never)]
+fn allocated_during_window(blocks: usize) -> Vec<Vec<u8>> {
+    let mut made = Vec::with_capacity(blocks);
+    for i in 0..blocks {
+        made.push(vec![i as u8; 64 << 10]);
+    }
+    made
+}
+
+/// The server, started once; tests take turns (one of them fills every
+/// connection slot).
+fn server() -> (SocketAddr, MutexGuard<'static, ()>) {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    static SERIAL: Mutex<()> = Mutex::new(());
+    let turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let addr = *ADDR.get_or_init(|| {
+        heapprof::set_sample_rate(64 << 10);
+        held_by_http_test(128);
+        heapprof::serve("127.0.0.1:0").expect("serve")
+    });
+    (addr, turn)
+}
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).expect("utf-8 body")
+    }
+}
+
+fn request(addr: SocketAddr, raw: &[u8]) -> Reply {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(raw).expect("send");
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).expect("read reply");
+    let split = reply
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of head");
+    let head = String::from_utf8(reply[..split].to_vec()).unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    Reply {
+        status,
+        head,
+        body: reply[split + 4..].to_vec(),
+    }
+}
+
+fn get(addr: SocketAddr, target: &str) -> Reply {
+    request(
+        addr,
+        format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes(),
+    )
+}
+
+#[test]
+fn every_path_answers() {
+    let (addr, _turn) = server();
+
+    let index = get(addr, "/debug/pprof/");
+    assert_eq!(index.status, 200);
+    for link in ["heap", "allocs", "peak", "/debug/mem", "/metrics"] {
+        assert!(index.text().contains(&format!("href=\"{link}")), "{link}");
+    }
+
+    let heap = get(addr, "/debug/pprof/heap");
+    assert_eq!(heap.status, 200);
+    assert!(heap.head.contains("Content-Type: application/octet-stream"));
+    let profile = Profile::decode(&heap.body).expect("a pprof profile");
+    let [_, _, _, inuse] = common::site_totals(&profile, "held_by_http_test", None);
+    assert!(inuse > 4 << 20, "the 8 MiB held shows in use: {inuse}");
+    assert!(
+        !profile
+            .functions
+            .iter()
+            .any(|f| f.name.contains("heapprof::http")),
+        "the endpoint's own allocations are profiled"
+    );
+
+    let allocs = Profile::decode(&get(addr, "/debug/pprof/allocs").body).unwrap();
+    assert_eq!(allocs.default_sample_type, "alloc_space");
+
+    let text = get(addr, "/debug/pprof/heap?debug=1");
+    assert_eq!(text.status, 200);
+    assert!(text.text().starts_with("heap profile: "), "{}", text.text());
+    assert!(text.text().contains("held_by_http_test"));
+    assert!(text.text().contains("# heapprof.Stats"));
+
+    let mem = get(addr, "/debug/mem").text();
+    let live: u64 = mem
+        .lines()
+        .find_map(|l| l.strip_prefix("live_bytes"))
+        .expect("live_bytes line")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(live >= 8 << 20, "{mem}");
+
+    let metrics = get(addr, "/metrics");
+    assert!(metrics.head.contains("text/plain; version=0.0.4"));
+    let metrics = metrics.text();
+    assert!(metrics.contains("# TYPE heapprof_heap_live_bytes gauge"));
+    assert!(metrics.contains("# TYPE heapprof_heap_allocs_objects_total counter"));
+    assert!(metrics.contains("# HELP heapprof_profile_rate_bytes "));
+    assert!(metrics.contains("\nheapprof_profile_rate_bytes 65536\n"));
+}
+
+#[test]
+fn errors_get_their_status() {
+    let (addr, _turn) = server();
+    let cases: [(&[u8], u16, &str); 8] = [
+        (b"GET /nope HTTP/1.1\r\n\r\n", 404, "404 page not found"),
+        (
+            b"GET /debug/pprof/heap?seconds=soon HTTP/1.1\r\n\r\n",
+            400,
+            "bad seconds \"soon\"",
+        ),
+        (
+            b"GET /debug/pprof/heap?seconds=0 HTTP/1.1\r\n\r\n",
+            400,
+            "bad seconds \"0\"",
+        ),
+        (
+            b"GET /debug/pprof/allocs?seconds=99999 HTTP/1.1\r\n\r\n",
+            400,
+            "bad seconds",
+        ),
+        (
+            b"GET /debug/pprof/heap?debug=7 HTTP/1.1\r\n\r\n",
+            400,
+            "bad debug \"7\"",
+        ),
+        (
+            b"POST /debug/pprof/heap HTTP/1.1\r\n\r\n",
+            405,
+            "only GET and HEAD",
+        ),
+        (b"\x00\xff garbage\r\n\r\n", 400, "bad request"),
+        (b"HEAD /debug/mem HTTP/1.1\r\n\r\n", 200, ""),
+    ];
+    for (raw, status, body) in cases {
+        let reply = request(addr, raw);
+        assert_eq!(reply.status, status, "{}", String::from_utf8_lossy(raw));
+        assert!(reply.text().starts_with(body), "{}", reply.text());
+    }
+}
+
+#[test]
+fn the_peak_endpoint_needs_peak_tracking() {
+    let (addr, _turn) = server();
+    let off = get(addr, "/debug/pprof/peak");
+    assert_eq!(off.status, 404);
+    assert!(
+        off.text().contains("peak tracking is off"),
+        "{}",
+        off.text()
+    );
+    let dir = common::scratch_dir("http-peak");
+    heapprof::Config::new()
+        .peak(true)
+        .dump(format!("{}/peak-%p.pb.gz", dir.display()))
+        .start()
+        .unwrap();
+    // A new record needs live bytes 1/16 above the last: 16 MiB is more
+    // than that of this process's heap (the symbolizer's caches included).
+    let burst = allocated_during_window(256);
+    drop(burst);
+    let on = get(addr, "/debug/pprof/peak");
+    assert_eq!(on.status, 200, "{}", String::from_utf8_lossy(&on.body));
+    let peak = Profile::decode(&on.body).unwrap();
+    let [_, _, _, inuse] = common::site_totals(&peak, "allocated_during_window", None);
+    assert!(
+        inuse > 8 << 20,
+        "the freed 16 MiB burst was live at the peak: {inuse} ({:?}, {:?})",
+        peak.comments,
+        heapprof::stats()
+    );
+}
+
+/// `?seconds=N` shows what happened during the window only.
+#[test]
+fn seconds_gives_the_difference_over_the_window() {
+    let (addr, _turn) = server();
+    let window = std::thread::spawn(move || get(addr, "/debug/pprof/allocs?seconds=1"));
+    std::thread::sleep(Duration::from_millis(300));
+    let during = allocated_during_window(64);
+    let reply = window.join().unwrap();
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let delta = Profile::decode(&reply.body).unwrap();
+    assert_eq!(delta.duration_nanos, 1_000_000_000);
+    let [_, during_space, ..] = common::site_totals(&delta, "allocated_during_window", None);
+    let [_, before_space, ..] = common::site_totals(&delta, "held_by_http_test", None);
+    assert!(during_space > 2 << 20, "{during_space}");
+    assert_eq!(before_space, 0, "allocated before the window");
+    drop(during);
+}
+
+#[test]
+fn go_tool_pprof_reads_the_endpoint() {
+    let (addr, _turn) = server();
+    let url = format!("http://{addr}/debug/pprof/heap");
+    let top = common::go_pprof_ok(&["-top", "-unit=B", &url]);
+    let (flat, _) = common::top_row(&top, "held_by_http_test").expect(&top);
+    assert!(flat > 4 << 20, "{top}");
+    // The legacy text form parses too, with the same in-use total.
+    let raw = common::go_pprof_ok(&["-raw", &format!("{url}?debug=1")]);
+    assert!(raw.contains("inuse_space/bytes"), "{raw}");
+    let text = get(addr, "/debug/pprof/heap?debug=1").text();
+    let header: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header[0..2], ["heap", "profile:"]);
+    let legacy_top = common::go_pprof_ok(&["-top", "-unit=B", &format!("{url}?debug=1")]);
+    assert!(
+        legacy_top.contains(" total"),
+        "go tool pprof -top on the legacy form: {legacy_top}"
+    );
+}
+
+/// A client that connects and says nothing holds one connection slot until
+/// its timeout; with every slot taken, others are refused at once, and
+/// the program itself never waits.
+#[test]
+fn idle_clients_cannot_stall_anything() {
+    let (addr, _turn) = server();
+    let idle: Vec<TcpStream> = (0..16).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let refused = get(addr, "/debug/mem");
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    // Meanwhile the program allocates and profiles as usual.
+    let v = allocated_during_window(16);
+    assert!(heapprof::heap_profile().is_ok());
+    drop(v);
+    drop(idle);
+    let start = Instant::now();
+    loop {
+        let reply = get(addr, "/debug/mem");
+        if reply.status == 200 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "slots not freed after the idle clients left"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
