@@ -282,3 +282,48 @@ fn idle_clients_cannot_stall_anything() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Serves until the file named by `HEAPPROF_TEST_STOP` appears.
+#[test]
+#[ignore = "run with HEAPPROF=http=... by the test below"]
+fn serving_child() {
+    let stop = std::env::var("HEAPPROF_TEST_STOP").unwrap();
+    held_by_http_test(128); // 8 MiB: sampled at the default rate for sure
+    std::fs::write(format!("{stop}.ready"), b"").unwrap();
+    let start = Instant::now();
+    while !std::path::Path::new(&stop).exists() {
+        assert!(start.elapsed() < Duration::from_secs(30), "never stopped");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn heapprof_http_starts_the_endpoint_without_code() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = common::scratch_dir("http-env");
+    let stop = dir.join("stop");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "serving_child", "--test-threads=1"])
+        .env("HEAPPROF", format!("http=:{port}"))
+        .env("HEAPPROF_TEST_STOP", &stop)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let ready = dir.join("stop.ready");
+    let start = Instant::now();
+    while !ready.exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "child not ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let heap = get(addr, "/debug/pprof/heap");
+    std::fs::write(&stop, b"").unwrap();
+    assert_eq!(heap.status, 200);
+    let profile = Profile::decode(&heap.body).unwrap();
+    assert!(common::site_totals(&profile, "held_by_http_test", None)[0] > 0);
+    assert!(child.wait().unwrap().success());
+}

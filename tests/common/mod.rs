@@ -163,3 +163,12 @@ pub fn run_child_test_ok(name: &str, env: &[(&str, &str)]) -> Output {
     );
     out
 }
+
+/// The lines heapprof wrote to a child's stderr.
+pub fn heapprof_lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("heapprof:"))
+        .map(str::to_owned)
+        .collect()
+}
