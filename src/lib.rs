@@ -177,7 +177,12 @@ pub fn write_allocs_profile(path: impl AsRef<Path>) -> Result<(), Error> {
 /// #[global_allocator]
 /// static ALLOC: heapprof::Profiler = heapprof::Profiler::system();
 ///
-/// heapprof::Config::new().peak(true).start().unwrap();
+/// # let dump = std::env::temp_dir().join("heapprof-doc-%p.pb.gz");
+/// heapprof::Config::new()
+///     .peak(true) // also written at exit, here to the temporary directory
+///     .dump(dump.to_str().unwrap())
+///     .start()
+///     .unwrap();
 /// let big = vec![1u8; 8 << 20];
 /// drop(big);
 /// let peak = heapprof::pprof::Profile::decode(&heapprof::peak_profile().unwrap()).unwrap();
