@@ -31,6 +31,18 @@
 //! (demangled names, files, lines, inlined frames) with the process's mappings
 //! and build ids. `go tool pprof` reads them as it reads Go's.
 //!
+//! # Around the profiles
+//!
+//! * [`stats`] and [`measure`]: exact allocation counters (Go's
+//!   `ReadMemStats`), for the process and for a closure on one thread.
+//! * [`metrics`]: the same figures as a named catalog and in Prometheus
+//!   text (Go's `runtime/metrics`).
+//! * [`Config`] and the `HEAPPROF` environment variable (Go's `GODEBUG`):
+//!   sample rate, periodic and at-exit dumps, the peak profile
+//!   ([`peak_profile`]) and the debug endpoint, with no code change.
+//! * `serve` (feature `http`): `/debug/pprof/heap` and friends, as Go's
+//!   `net/http/pprof` serves them.
+//!
 //! # Design
 //!
 //! * The hot path ([`Profiler`]'s `GlobalAlloc` methods) subtracts the size
