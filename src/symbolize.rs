@@ -39,16 +39,26 @@ pub(crate) fn lock_cache() -> MutexGuard<'static, Cache> {
 pub(crate) fn resolve(addresses: impl IntoIterator<Item = usize>) -> HashMap<usize, Resolved> {
     let mut cache = lock_cache();
     let cache = cache.get_or_insert_with(HashMap::new);
-    addresses
+    let mut parsed = false;
+    let resolved = addresses
         .into_iter()
         .map(|address| {
             let resolved = cache
                 .entry(address)
-                .or_insert_with(|| resolve_one(address))
+                .or_insert_with(|| {
+                    parsed = true;
+                    resolve_one(address)
+                })
                 .clone();
             (address, resolved)
         })
-        .collect()
+        .collect();
+    if parsed {
+        // The backtrace crate keeps the debug info it parsed (tens of MiB
+        // for a large binary); what the profiles need is in our cache.
+        backtrace::clear_symbol_cache();
+    }
+    resolved
 }
 
 fn resolve_one(address: usize) -> Resolved {
