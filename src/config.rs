@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::{dump, peak, Error};
+use crate::{dump, peak, Error, Symbolize};
 
 /// What heapprof does besides sampling: the sample rate, automatic dumps,
 /// the peak profile and the debug endpoint.
@@ -28,6 +28,7 @@ use crate::{dump, peak, Error};
 /// | `at_exit` | `1`/`0` | write a heap profile when the process exits normally |
 /// | `peak` | `1`/`0` | record the in-use profile at the peak of live bytes; write it at exit (`.peak` before the extension) |
 /// | `http` | `host:port` or `:port` | serve the debug endpoint (feature `http`) |
+/// | `symbolize` | `inprocess`/`offline` | where addresses become names (see [`Symbolize`]) |
 ///
 /// A bad value in `HEAPPROF` gives one warning on stderr naming the key and
 /// what is used instead; the other keys still apply. [`Config::from_str`]
@@ -56,6 +57,7 @@ pub struct Config {
     at_exit: bool,
     peak: bool,
     http: Option<String>,
+    symbolize: Option<Symbolize>,
 }
 
 impl Config {
@@ -104,6 +106,13 @@ impl Config {
         self
     }
 
+    /// Where profiles are symbolized: in this process when written (the
+    /// default), or offline by `heapprof symbolize` (see [`Symbolize`]).
+    pub fn symbolize(mut self, mode: Symbolize) -> Self {
+        self.symbolize = Some(mode);
+        self
+    }
+
     /// Applies the configuration: sets the rate, turns on peak tracking,
     /// starts the dump thread, the exit handler and the debug endpoint, as
     /// asked. Errors if the dump directory does not exist or the endpoint
@@ -111,6 +120,9 @@ impl Config {
     pub fn start(&self) -> Result<(), Error> {
         if let Some(rate) = self.rate {
             crate::set_sample_rate(rate);
+        }
+        if let Some(mode) = self.symbolize {
+            crate::symbolize::set_mode(mode);
         }
         if self.peak {
             peak::set_tracking(true);
@@ -190,9 +202,21 @@ impl Config {
                 }
                 self.http = Some(value.to_owned());
             }
+            "symbolize" => {
+                self.symbolize = Some(match value {
+                    "inprocess" | "in-process" => Symbolize::InProcess,
+                    "offline" => Symbolize::Offline,
+                    _ => {
+                        return Err(bad(
+                            "inprocess or offline",
+                            "symbolizing in process",
+                        ))
+                    }
+                });
+            }
             _ => {
                 return Err(format!(
-                    "unknown key \"{key}\" ignored (known keys: rate, dump, interval, at_exit, peak, http)"
+                    "unknown key \"{key}\" ignored (known keys: rate, dump, interval, at_exit, peak, http, symbolize)"
                 ))
             }
         }
@@ -241,6 +265,15 @@ impl fmt::Display for Config {
         }
         if let Some(http) = &self.http {
             items.push(format!("http={http}"));
+        }
+        if let Some(mode) = self.symbolize {
+            items.push(
+                match mode {
+                    Symbolize::InProcess => "symbolize=inprocess",
+                    Symbolize::Offline => "symbolize=offline",
+                }
+                .to_owned(),
+            );
         }
         f.write_str(&items.join(","))
     }
@@ -329,7 +362,7 @@ mod tests {
     #[test]
     fn every_key_parses() {
         let config: Config =
-            "rate=512k, dump=h-%p.pb.gz,interval=30s,at_exit=1,peak=true,http=:6060"
+            "rate=512k, dump=h-%p.pb.gz,interval=30s,at_exit=1,peak=true,http=:6060,symbolize=offline"
                 .parse()
                 .unwrap();
         assert_eq!(
@@ -341,6 +374,7 @@ mod tests {
                 .at_exit(true)
                 .peak(true)
                 .http(":6060")
+                .symbolize(Symbolize::Offline)
         );
         assert_eq!(config.to_string().parse::<Config>().unwrap(), config);
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));

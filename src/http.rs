@@ -192,10 +192,10 @@ fn symbols(request: &str) -> String {
         .split(|c: char| c == '+' || c.is_whitespace())
         .filter_map(|a| usize::from_str_radix(a.trim_start_matches("0x"), 16).ok())
         .collect();
-    let resolved = crate::symbolize::resolve(addresses.iter().copied());
+    let mut resolver = crate::symbolize::resolver();
     let mut out = String::from("num_symbols: 1\n");
     for address in addresses {
-        if let Some(frame) = resolved.get(&address).and_then(|levels| levels.last()) {
+        if let Some(frame) = resolver.resolve(address).last() {
             let _ = writeln!(out, "{address:#x} {}", frame.name);
         }
     }

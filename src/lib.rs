@@ -102,6 +102,7 @@ pub use error::Error;
 pub use http::serve;
 pub use sampler::DEFAULT_RATE;
 pub use stats::{measure, stats, AllocStats, Stats};
+pub use symbolize::Mode as Symbolize;
 pub use unwind::MAX_DEPTH;
 
 use guard::Guard;

@@ -7,19 +7,36 @@
 //! outside every lock the allocator takes.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// One function level of an address: several for inlined code.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct SourceFrame {
-    /// Demangled name without the hash suffix.
-    pub name: String,
-    /// The symbol as the linker knows it.
-    pub system_name: String,
-    /// Source file, or "".
-    pub file: String,
-    /// Line, or 0.
-    pub line: u32,
+pub(crate) use crate::pprof::Frame as SourceFrame;
+
+/// Where a profile's addresses become names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// When the profile is written, in this process (the default).
+    #[default]
+    InProcess,
+    /// Later, by `heapprof symbolize` with the binary: profiles carry
+    /// addresses, mappings, build ids and file offsets only, and writing
+    /// them costs no debug-info parsing at all.
+    Offline,
+}
+
+static MODE: AtomicU8 = AtomicU8::new(0);
+
+/// Sets where profiles are symbolized (see [`Mode`]).
+pub(crate) fn set_mode(mode: Mode) {
+    MODE.store(mode as u8, Ordering::Relaxed);
+}
+
+/// Where profiles are symbolized.
+pub(crate) fn mode() -> Mode {
+    match MODE.load(Ordering::Relaxed) {
+        0 => Mode::InProcess,
+        _ => Mode::Offline,
+    }
 }
 
 /// Innermost (inlined) level first; the last level owns the address.
@@ -35,30 +52,41 @@ pub(crate) fn lock_cache() -> MutexGuard<'static, Cache> {
     CACHE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Resolves each return address in `addresses`, from the cache when it can.
-pub(crate) fn resolve(addresses: impl IntoIterator<Item = usize>) -> HashMap<usize, Resolved> {
-    let mut cache = lock_cache();
-    let cache = cache.get_or_insert_with(HashMap::new);
-    let mut parsed = false;
-    let resolved = addresses
-        .into_iter()
-        .map(|address| {
-            let resolved = cache
-                .entry(address)
-                .or_insert_with(|| {
-                    parsed = true;
-                    resolve_one(address)
-                })
-                .clone();
-            (address, resolved)
-        })
-        .collect();
-    if parsed {
-        // The backtrace crate keeps the debug info it parsed (tens of MiB
-        // for a large binary); what the profiles need is in our cache.
-        backtrace::clear_symbol_cache();
+/// Resolves return addresses, from the cache when it can, holding the
+/// cache's lock while it lives.
+pub(crate) struct Resolver {
+    cache: MutexGuard<'static, Cache>,
+    parsed: bool,
+}
+
+/// A resolver for one profile.
+pub(crate) fn resolver() -> Resolver {
+    Resolver {
+        cache: lock_cache(),
+        parsed: false,
     }
-    resolved
+}
+
+impl Resolver {
+    /// The frames of the return address `address`.
+    pub(crate) fn resolve(&mut self, address: usize) -> Resolved {
+        let cache = self.cache.get_or_insert_with(HashMap::new);
+        let parsed = &mut self.parsed;
+        Arc::clone(cache.entry(address).or_insert_with(|| {
+            *parsed = true;
+            resolve_one(address)
+        }))
+    }
+}
+
+impl Drop for Resolver {
+    fn drop(&mut self) {
+        if self.parsed {
+            // The backtrace crate keeps the debug info it parsed (tens of
+            // MiB for a large binary); what profiles need is in our cache.
+            backtrace::clear_symbol_cache();
+        }
+    }
 }
 
 fn resolve_one(address: usize) -> Resolved {
@@ -111,6 +139,24 @@ const MACHINERY_PATHS: &[&str] = &[
     "heapprof::blocks::",
     "heapprof::table::",
     "heapprof::guard::",
+    "heapprof::counters::",
+    "heapprof::local::",
+    "heapprof::peak::",
+];
+
+/// heapprof's allocation-path source files, recognised in any checkout (the
+/// program may have been built from another copy than the one symbolizing).
+const MACHINERY_FILES: &[&str] = &[
+    "/src/alloc.rs",
+    "/src/record.rs",
+    "/src/sampler.rs",
+    "/src/unwind.rs",
+    "/src/blocks.rs",
+    "/src/table.rs",
+    "/src/guard.rs",
+    "/src/counters.rs",
+    "/src/local.rs",
+    "/src/peak.rs",
 ];
 
 /// Symbols of the allocator shim and the unwinder.
@@ -138,6 +184,8 @@ pub(crate) fn is_machinery(frame: &SourceFrame) -> bool {
             .any(|path| unqualified.starts_with(path))
         || MACHINERY_CRATES.contains(&crate_of(name))
         || frame.file.starts_with(OWN_SOURCES)
+        || (frame.file.contains("heapprof")
+            && MACHINERY_FILES.iter().any(|f| frame.file.ends_with(f)))
         || STD_SOURCES
             .iter()
             .any(|fragment| frame.file.contains(fragment))

@@ -41,6 +41,11 @@ pub enum Command {
     /// Profile a built-in workload in-process: writes heap.pb.gz and flamegraph.svg, prints the top table.
     #[command(after_help = "Example:\n  heapprof demo --out /tmp/heapprof-demo")]
     Demo(DemoArgs),
+    /// Resolve an address-only profile (written with HEAPPROF=symbolize=offline) from the binaries on disk.
+    #[command(
+        after_help = "Example:\n  heapprof symbolize heap.pb.gz --binary target/release/myservice -o heap.symbolized.pb.gz\n  heapprof symbolize heap.pb.gz --binary myservice.stripped --debug-dir /usr/lib/debug/myservice"
+    )]
+    Symbolize(SymbolizeArgs),
 }
 
 /// Choosing the sample type and filtering samples; shared by the reports.
@@ -146,4 +151,20 @@ pub struct DemoArgs {
     /// Sampling rate in bytes (mean bytes between samples).
     #[arg(long, default_value_t = heapprof::DEFAULT_RATE as usize, value_name = "BYTES")]
     pub rate: usize,
+}
+
+/// `heapprof symbolize`.
+#[derive(Debug, Args)]
+pub struct SymbolizeArgs {
+    /// The profile to symbolize.
+    pub profile: PathBuf,
+    /// The program's binary (and any shared library); each is matched to the profile's mappings by build id.
+    #[arg(long, value_name = "PATH")]
+    pub binary: Vec<PathBuf>,
+    /// A directory of separate debug files (e.g. from objcopy --only-keep-debug), matched by build id.
+    #[arg(long, value_name = "DIR")]
+    pub debug_dir: Vec<PathBuf>,
+    /// Where to write the symbolized profile (default: NAME.symbolized.pb.gz beside the input).
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub output: Option<PathBuf>,
 }

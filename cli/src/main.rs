@@ -12,6 +12,7 @@ mod info;
 mod load;
 mod output;
 mod stacks;
+mod symbolize;
 mod top;
 mod units;
 
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         args::Command::Diff(a) => diff::run(a, &mut out),
         args::Command::Info(a) => info::run(a, &mut out),
         args::Command::Demo(a) => demo::run(a, &mut out),
+        args::Command::Symbolize(a) => symbolize::run(a, &mut out),
     }
     .and_then(|()| Ok(out.flush()?));
     match result {

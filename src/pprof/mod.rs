@@ -10,8 +10,10 @@
 mod decode;
 mod encode;
 pub mod proto;
+mod symbolize;
 
 pub use crate::error::Error;
+pub use symbolize::Frame;
 
 /// What a sample value measures, e.g. `alloc_space` in `bytes`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,7 +46,7 @@ pub struct Sample {
 }
 
 /// A key with a string or numeric value.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Label {
     /// The label's name.
     pub key: String,
@@ -53,7 +55,7 @@ pub struct Label {
 }
 
 /// The value of a [`Label`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum LabelValue {
     /// A string value.
     Str(String),

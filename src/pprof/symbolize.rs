@@ -1,0 +1,216 @@
+//! Addresses -> functions, files and lines, for a whole profile: one
+//! mechanism for heapprof's in-process symbolizer and for
+//! `heapprof symbolize`, which resolves the same addresses from the binary
+//! on disk later.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{Function, Label, Line, Location, Mapping, Profile, Sample};
+use crate::symbolize::is_machinery;
+
+/// One function level of an address; an address in inlined code has
+/// several, innermost first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Frame {
+    /// Demangled name without the hash suffix.
+    pub name: String,
+    /// The symbol as the linker knows it, or "".
+    pub system_name: String,
+    /// Source file, or "".
+    pub file: String,
+    /// Line, or 0.
+    pub line: u32,
+}
+
+impl Profile {
+    /// This profile with every location that has no lines given the frames
+    /// `resolve` finds for it (innermost first; none leaves it an address),
+    /// the allocation machinery (heapprof's, the allocator shim's and the
+    /// standard library's frames) hidden from the leaf end of each stack,
+    /// and samples that became identical merged. Locations that already
+    /// have lines keep them, so symbolizing twice changes nothing.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use heapprof::pprof::{Frame, Location, Profile, Sample, ValueType};
+    ///
+    /// let raw = Profile {
+    ///     sample_types: vec![ValueType::new("alloc_space", "bytes")],
+    ///     locations: vec![Location { address: 0x1000, ..Location::default() }],
+    ///     samples: vec![Sample { locations: vec![0], values: vec![64], labels: vec![] }],
+    ///     ..Profile::default()
+    /// };
+    /// let named = raw.symbolize_with(|location, _mapping| {
+    ///     let name = format!("app::site_{:x}", location.address);
+    ///     Arc::from(vec![Frame { name, ..Frame::default() }])
+    /// });
+    /// assert_eq!(named.functions[0].name, "app::site_1000");
+    /// ```
+    pub fn symbolize_with(
+        &self,
+        mut resolve: impl FnMut(&Location, Option<&Mapping>) -> Arc<[Frame]>,
+    ) -> Profile {
+        let frames: Vec<Arc<[Frame]>> = self
+            .locations
+            .iter()
+            .map(|location| {
+                if location.lines.is_empty() {
+                    resolve(location, location.mapping.map(|m| &self.mappings[m]))
+                } else {
+                    self.frames_of(location)
+                }
+            })
+            .collect();
+        let mut mappings = self.mappings.clone();
+        for (location, frames) in self.locations.iter().zip(&frames) {
+            if let (Some(m), false) = (location.mapping, frames.is_empty()) {
+                let mapping = &mut mappings[m];
+                mapping.has_functions = true;
+                mapping.has_filenames = true;
+                mapping.has_line_numbers = true;
+                mapping.has_inline_frames = true;
+            }
+        }
+        let mut builder = Builder {
+            source: self,
+            frames: &frames,
+            functions: Vec::new(),
+            function_index: HashMap::new(),
+            locations: Vec::new(),
+            location_index: HashMap::new(),
+            samples: Vec::new(),
+            sample_index: HashMap::new(),
+        };
+        for sample in &self.samples {
+            builder.add(sample);
+        }
+        Profile {
+            samples: builder.samples,
+            locations: builder.locations,
+            functions: builder.functions,
+            mappings,
+            ..self.clone_without_stacks()
+        }
+    }
+
+    /// The frames a symbolized location already has.
+    fn frames_of(&self, location: &Location) -> Arc<[Frame]> {
+        location
+            .lines
+            .iter()
+            .map(|line| {
+                let function = &self.functions[line.function];
+                Frame {
+                    name: function.name.clone(),
+                    system_name: function.system_name.clone(),
+                    file: function.filename.clone(),
+                    line: u32::try_from(line.line).unwrap_or(0),
+                }
+            })
+            .collect()
+    }
+
+    fn clone_without_stacks(&self) -> Profile {
+        Profile {
+            sample_types: self.sample_types.clone(),
+            drop_frames: self.drop_frames.clone(),
+            keep_frames: self.keep_frames.clone(),
+            time_nanos: self.time_nanos,
+            duration_nanos: self.duration_nanos,
+            period_type: self.period_type.clone(),
+            period: self.period,
+            comments: self.comments.clone(),
+            default_sample_type: self.default_sample_type.clone(),
+            ..Profile::default()
+        }
+    }
+}
+
+struct Builder<'a> {
+    source: &'a Profile,
+    frames: &'a [Arc<[Frame]>],
+    functions: Vec<Function>,
+    function_index: HashMap<Frame, usize>,
+    locations: Vec<Location>,
+    /// (source location, inlined levels hidden from it) -> location.
+    location_index: HashMap<(usize, usize), usize>,
+    samples: Vec<Sample>,
+    sample_index: HashMap<(Vec<usize>, Vec<Label>), usize>,
+}
+
+impl Builder<'_> {
+    fn add(&mut self, sample: &Sample) {
+        // The first frame, from the leaf, that is not allocation machinery;
+        // the whole stack if there is none.
+        let first_kept = sample.locations.iter().enumerate().find_map(|(i, &l)| {
+            let level = self.frames[l].iter().position(|f| !is_machinery(f))?;
+            Some((i, level))
+        });
+        let (start, hidden) = first_kept.unwrap_or((0, 0));
+        let locations: Vec<usize> = sample.locations[start..]
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| self.location(l, if i == 0 { hidden } else { 0 }))
+            .collect();
+        match self.sample_index.entry((locations, sample.labels.clone())) {
+            Entry::Occupied(entry) => {
+                let merged = &mut self.samples[*entry.get()].values;
+                for (total, value) in merged.iter_mut().zip(&sample.values) {
+                    *total += value;
+                }
+            }
+            Entry::Vacant(entry) => {
+                let (locations, labels) = entry.key().clone();
+                entry.insert(self.samples.len());
+                self.samples.push(Sample {
+                    locations,
+                    values: sample.values.clone(),
+                    labels,
+                });
+            }
+        }
+    }
+
+    fn location(&mut self, source: usize, hidden: usize) -> usize {
+        if let Some(&index) = self.location_index.get(&(source, hidden)) {
+            return index;
+        }
+        let frames = Arc::clone(&self.frames[source]);
+        let lines = frames[hidden.min(frames.len())..]
+            .iter()
+            .map(|frame| Line {
+                function: self.function(frame),
+                line: i64::from(frame.line),
+            })
+            .collect();
+        let original = &self.source.locations[source];
+        let index = self.locations.len();
+        self.locations.push(Location {
+            mapping: original.mapping,
+            address: original.address,
+            lines,
+            is_folded: original.is_folded,
+        });
+        self.location_index.insert((source, hidden), index);
+        index
+    }
+
+    fn function(&mut self, frame: &Frame) -> usize {
+        let key = Frame {
+            line: 0,
+            ..frame.clone()
+        };
+        let next = self.functions.len();
+        *self.function_index.entry(key).or_insert_with(|| {
+            self.functions.push(Function {
+                name: frame.name.clone(),
+                system_name: frame.system_name.clone(),
+                filename: frame.file.clone(),
+                start_line: 0,
+            });
+            next
+        })
+    }
+}
