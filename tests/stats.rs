@@ -182,3 +182,29 @@ fn peak_child() {
 fn peak_live_bytes_is_the_high_water_mark() {
     common::run_child_test_ok("peak_child", &[]);
 }
+
+/// In-process symbolization parses debug info (tens of MiB for this test
+/// binary) but keeps only the frames it resolved.
+#[test]
+#[ignore = "run in a child process by symbolization_keeps_only_its_answers"]
+fn symbolization_child() {
+    let mut kept = Vec::with_capacity(BLOCKS);
+    fill(&mut kept);
+    let before = stats();
+    let profile = heapprof::heap_profile().unwrap();
+    let after = stats();
+    let kept_bytes = after.live_bytes as i64 - before.live_bytes as i64 - profile.len() as i64;
+    assert!(
+        kept_bytes < 2 << 20,
+        "symbolizing kept {kept_bytes} bytes of heap"
+    );
+    assert!(
+        after.allocated_bytes - before.allocated_bytes > 2 << 20,
+        "it did parse"
+    );
+}
+
+#[test]
+fn symbolization_keeps_only_its_answers() {
+    common::run_child_test_ok("symbolization_child", &[]);
+}

@@ -87,9 +87,10 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// Writes the profile twice and says what the in-process symbolization of
-/// the first write cost (time, resident memory at its peak and after, heap
-/// kept) and what a later write costs.
+/// Writes the profile twice and says what the first write cost (time,
+/// resident memory at its peak and after, heap kept: mostly in-process
+/// symbolization, unless `HEAPPROF=symbolize=offline`) and what a later
+/// write costs.
 fn symbolization_cost(path: &std::path::Path) -> Result<String> {
     const MIB: f64 = (1u64 << 20) as f64;
     let before = heapprof::stats();
@@ -104,7 +105,7 @@ fn symbolization_cost(path: &std::path::Path) -> Result<String> {
     let second = start.elapsed();
     let mib = |a: u64, b: u64| (a as f64 - b as f64) / MIB;
     Ok(format!(
-        "Profile writes: first {:.0} ms (symbolizing in-process: resident peak {:+.1} MiB, then {:+.1} MiB resident and {:+.1} MiB heap kept), next {:.0} ms",
+        "Profile writes: first {:.0} ms (resident peak {:+.1} MiB, then {:+.1} MiB resident and {:+.1} MiB heap kept), next {:.0} ms",
         first.as_secs_f64() * 1e3,
         mib(peak_after, peak_before),
         mib(after.resident_bytes, before.resident_bytes),
