@@ -179,3 +179,24 @@ fn a_missing_dump_directory_is_one_warning() {
         ["heapprof: warning: HEAPPROF: dump: directory /no/such/dir does not exist"]
     );
 }
+
+#[test]
+fn symbolize_offline_writes_addresses_only() {
+    let dir = common::scratch_dir("env-offline");
+    let spec = format!(
+        "symbolize=offline,at_exit=1,dump={}/heap.pb.gz",
+        dir.display()
+    );
+    common::run_child_test_ok("dumping_child", &[("HEAPPROF", &spec)]);
+    let profiles = profiles_in(&dir);
+    assert_eq!(profiles.len(), 1);
+    let profile = &profiles[0].1;
+    assert!(profile.functions.iter().all(|f| f.name == "[truncated]"));
+    assert!(profile
+        .locations
+        .iter()
+        .all(|l| l.lines.is_empty() || l.address == 0));
+    assert!(profile.mappings.iter().all(|m| !m.has_functions));
+    assert!(!profile.mappings[0].build_id.is_empty());
+    assert!(profile.samples.iter().any(|s| s.values[3] >= 4 << 20));
+}

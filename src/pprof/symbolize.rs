@@ -4,8 +4,9 @@
 //! on disk later.
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use super::{Function, Label, Line, Location, Mapping, Profile, Sample};
 use crate::symbolize::is_machinery;
@@ -73,15 +74,23 @@ impl Profile {
                 mapping.has_inline_frames = true;
             }
         }
+        // For each location, its first level that is not allocation
+        // machinery, if any: judged once per location, not per sample.
+        let first_kept: Vec<Option<usize>> = frames
+            .iter()
+            .map(|levels| levels.iter().position(|f| !is_machinery(f)))
+            .collect();
         let mut builder = Builder {
             source: self,
             frames: &frames,
+            first_kept: &first_kept,
             functions: Vec::new(),
-            function_index: HashMap::new(),
+            function_index: FxHashMap::default(),
             locations: Vec::new(),
-            location_index: HashMap::new(),
+            whole: vec![None; self.locations.len()],
+            location_index: FxHashMap::default(),
             samples: Vec::new(),
-            sample_index: HashMap::new(),
+            sample_index: FxHashMap::default(),
         };
         for sample in &self.samples {
             builder.add(sample);
@@ -131,23 +140,27 @@ impl Profile {
 struct Builder<'a> {
     source: &'a Profile,
     frames: &'a [Arc<[Frame]>],
+    first_kept: &'a [Option<usize>],
     functions: Vec<Function>,
-    function_index: HashMap<Frame, usize>,
+    function_index: FxHashMap<Frame, usize>,
     locations: Vec<Location>,
+    /// Source location -> location, with all its levels.
+    whole: Vec<Option<usize>>,
     /// (source location, inlined levels hidden from it) -> location.
-    location_index: HashMap<(usize, usize), usize>,
+    location_index: FxHashMap<(usize, usize), usize>,
     samples: Vec<Sample>,
-    sample_index: HashMap<(Vec<usize>, Vec<Label>), usize>,
+    sample_index: FxHashMap<(Vec<usize>, Vec<Label>), usize>,
 }
 
 impl Builder<'_> {
     fn add(&mut self, sample: &Sample) {
         // The first frame, from the leaf, that is not allocation machinery;
         // the whole stack if there is none.
-        let first_kept = sample.locations.iter().enumerate().find_map(|(i, &l)| {
-            let level = self.frames[l].iter().position(|f| !is_machinery(f))?;
-            Some((i, level))
-        });
+        let first_kept = sample
+            .locations
+            .iter()
+            .enumerate()
+            .find_map(|(i, &l)| Some((i, self.first_kept[l]?)));
         let (start, hidden) = first_kept.unwrap_or((0, 0));
         let locations: Vec<usize> = sample.locations[start..]
             .iter()
@@ -174,7 +187,11 @@ impl Builder<'_> {
     }
 
     fn location(&mut self, source: usize, hidden: usize) -> usize {
-        if let Some(&index) = self.location_index.get(&(source, hidden)) {
+        let known = match hidden {
+            0 => self.whole[source],
+            _ => self.location_index.get(&(source, hidden)).copied(),
+        };
+        if let Some(index) = known {
             return index;
         }
         let frames = Arc::clone(&self.frames[source]);
@@ -193,7 +210,12 @@ impl Builder<'_> {
             lines,
             is_folded: original.is_folded,
         });
-        self.location_index.insert((source, hidden), index);
+        match hidden {
+            0 => self.whole[source] = Some(index),
+            _ => {
+                self.location_index.insert((source, hidden), index);
+            }
+        }
         index
     }
 
