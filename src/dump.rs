@@ -4,6 +4,7 @@
 //! name already taken gets `-2`, `-3`... before its extension.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,6 +26,10 @@ static REGISTER_AT_EXIT: Once = Once::new();
 /// Serializes choosing a free name and writing to it.
 static WRITING: Mutex<()> = Mutex::new(());
 
+/// Set when the process starts exiting: interval dumps stop, so that the
+/// exit dump is the last one and no dump is cut off half-written.
+static EXITING: AtomicBool = AtomicBool::new(false);
+
 /// Checks `pattern` and starts what is asked: a thread that writes a heap
 /// profile every `interval`, and/or profiles written at normal exit.
 pub(crate) fn start(
@@ -41,34 +46,36 @@ pub(crate) fn start(
             .spawn(move || {
                 // Nothing this thread allocates is profiled.
                 let _guard = Guard::enter();
-                loop {
+                while !EXITING.load(Ordering::Acquire) {
                     std::thread::sleep(interval);
                     report(write(&pattern, None, crate::heap_profile));
                 }
             })
             .map_err(|e| Error::Config(format!("dump: cannot start its thread: {e}")))?;
     }
-    if heap_at_exit || peak_at_exit {
-        {
-            let mut plan = AT_EXIT.lock().unwrap_or_else(|p| p.into_inner());
-            let (heap, peak) = plan.as_ref().map_or((false, false), |p| (p.heap, p.peak));
-            *plan = Some(AtExit {
-                pattern: pattern.to_owned(),
-                heap: heap || heap_at_exit,
-                peak: peak || peak_at_exit,
-            });
-        }
-        REGISTER_AT_EXIT.call_once(|| {
-            // SAFETY: `at_exit` is an `extern "C"` function with no
-            // arguments that lives for the whole program.
-            unsafe { libc::atexit(at_exit) };
+    {
+        let mut plan = AT_EXIT.lock().unwrap_or_else(|p| p.into_inner());
+        let (heap, peak) = plan.as_ref().map_or((false, false), |p| (p.heap, p.peak));
+        *plan = Some(AtExit {
+            pattern: pattern.to_owned(),
+            heap: heap || heap_at_exit,
+            peak: peak || peak_at_exit,
         });
     }
+    // Registered for interval dumps too: exit waits for one being written.
+    REGISTER_AT_EXIT.call_once(|| {
+        // SAFETY: `at_exit` is an `extern "C"` function with no arguments
+        // that lives for the whole program.
+        unsafe { libc::atexit(at_exit) };
+    });
     Ok(())
 }
 
 extern "C" fn at_exit() {
     let _guard = Guard::enter();
+    EXITING.store(true, Ordering::Release);
+    // Wait for an interval dump being written; later ones see EXITING.
+    drop(WRITING.lock().unwrap_or_else(|p| p.into_inner()));
     let plan = AT_EXIT.lock().unwrap_or_else(|p| p.into_inner()).take();
     let Some(plan) = plan else { return };
     if plan.heap {
@@ -79,23 +86,28 @@ extern "C" fn at_exit() {
     }
 }
 
-fn report(result: Result<PathBuf, Error>) {
+fn report(result: Result<Option<PathBuf>, Error>) {
     if let Err(e) = result {
         eprintln!("heapprof: warning: dump failed: {e}");
     }
 }
 
-/// Writes the profile `make` gives to a new file named from `pattern`.
+/// Writes the profile `make` gives to a new file named from `pattern`;
+/// an interval dump made while the process began exiting is dropped.
 fn write(
     pattern: &str,
     tag: Option<&str>,
     make: fn() -> Result<Vec<u8>, Error>,
-) -> Result<PathBuf, Error> {
+) -> Result<Option<PathBuf>, Error> {
+    let interval_dump = !EXITING.load(Ordering::Acquire);
     let bytes = make()?;
     let _writing = WRITING.lock().unwrap_or_else(|p| p.into_inner());
+    if interval_dump && EXITING.load(Ordering::Acquire) {
+        return Ok(None);
+    }
     let path = free_name(&expand(pattern, SystemTime::now()), tag);
     crate::write_file(&path, &bytes)?;
-    Ok(path)
+    Ok(Some(path))
 }
 
 /// A pattern is good if its directory exists.

@@ -120,6 +120,12 @@ fn build_raw(
             }],
         });
     }
+    if unwind::uses_frame_pointers() {
+        comments.push(
+            "heapprof: stacks walked by frame pointers (frames of code built without them are missing)"
+                .to_owned(),
+        );
+    }
     if snapshot.dropped_samples > 0 {
         comments.push(format!(
             "heapprof: {} samples dropped because the sample table was full",

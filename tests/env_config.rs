@@ -25,13 +25,13 @@ fn allocated_last() {
     std::mem::forget(vec![9u8; 4 << 20]);
 }
 
-/// Grows its heap for a second and a half, then leaves a last allocation
-/// for the exit profile.
+/// Grows its heap for two and a half seconds, then leaves a last
+/// allocation for the exit profile.
 #[test]
 #[ignore = "run with HEAPPROF set by interval_and_exit_dumps"]
 fn dumping_child() {
     let mut kept = Vec::new();
-    for _ in 0..30 {
+    for _ in 0..50 {
         kept_blocks(&mut kept, 4);
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -77,9 +77,10 @@ fn interval_and_exit_dumps() {
         String::from_utf8_lossy(&out.stderr)
     );
     let profiles = profiles_in(&dir);
-    // 1.5 s of work at 300 ms: about 4 interval dumps, then the exit dump.
+    // 2.5 s of work at 300 ms: about 7 interval dumps (fewer if the first
+    // symbolization is slow), then the exit dump.
     assert!(
-        (3..=7).contains(&profiles.len()),
+        (3..=10).contains(&profiles.len()),
         "{} profiles",
         profiles.len()
     );

@@ -188,6 +188,7 @@ fn peak_live_bytes_is_the_high_water_mark() {
 #[test]
 #[ignore = "run in a child process by symbolization_keeps_only_its_answers"]
 fn symbolization_child() {
+    heapprof::set_sample_rate(4096); // samples for sure, so symbols to find
     let mut kept = Vec::with_capacity(BLOCKS);
     fill(&mut kept);
     let before = stats();
