@@ -49,9 +49,11 @@
 //!   from a thread-local countdown and branches; a free loads one byte of a
 //!   64 KiB counting filter of sampled addresses and branches. No lock, no
 //!   shared write, no allocation.
-//! * A sampled allocation (cold) captures raw return addresses with the
-//!   `backtrace` crate, counts the sample in a mutex-protected table of
-//!   interned stacks and buckets, and remembers the block in a lock-free map.
+//! * A sampled allocation (cold) captures raw return addresses by walking
+//!   frame pointers when the program has them (checked against the thread's
+//!   stack bounds), else with the `backtrace` crate's DWARF unwinder, counts
+//!   the sample in a mutex-protected table of interned stacks and buckets,
+//!   and remembers the block in a lock-free map.
 //! * A thread-local reentrancy guard lets the profiler's own allocations pass
 //!   straight to the inner allocator, unsampled.
 //! * Writing a profile copies the table under its lock and does all other
