@@ -45,10 +45,11 @@
 //!
 //! # Design
 //!
-//! * The hot path ([`Profiler`]'s `GlobalAlloc` methods) subtracts the size
-//!   from a thread-local countdown and branches; a free loads one byte of a
-//!   64 KiB counting filter of sampled addresses and branches. No lock, no
-//!   shared write, no allocation.
+//! * The hot path ([`Profiler`]'s `GlobalAlloc` methods) adds to two
+//!   thread-local counters, subtracts the size from a thread-local countdown
+//!   and branches; a free loads one byte of the thread's 64 KiB counting
+//!   filter of sampled addresses, branches and adds to two thread-local
+//!   counters. No lock, no shared write, no allocation.
 //! * A sampled allocation (cold) captures raw return addresses by walking
 //!   frame pointers when the program has them (checked against the thread's
 //!   stack bounds), else with the `backtrace` crate's DWARF unwinder, counts
