@@ -252,3 +252,42 @@ fn the_wrong_binary_is_a_clear_error() {
     );
     assert!(!dir.join("offline.symbolized.pb.gz").exists());
 }
+
+#[test]
+fn bad_arguments_are_one_line_errors() {
+    let dir = scratch("symbolize-bad");
+    run_child(&std::env::current_exe().unwrap(), &dir);
+    let offline = dir.join("offline.pb.gz");
+    let offline = offline.to_str().unwrap();
+    let text = dir.join("notes.txt");
+    std::fs::write(&text, "not a binary").unwrap();
+    let text = text.to_str().unwrap();
+    for (args, message) in [
+        (
+            vec!["symbolize", "/no/such.pb.gz"],
+            "/no/such.pb.gz: No such file",
+        ),
+        (
+            vec!["symbolize", offline, "--binary", "/no/such"],
+            "cannot read /no/such",
+        ),
+        (
+            vec!["symbolize", offline, "--binary", "/etc/hostname"],
+            "not an object file",
+        ),
+        (
+            vec!["symbolize", offline, "--debug-dir", "/no/such"],
+            "cannot read debug directory",
+        ),
+        (
+            vec!["symbolize", offline, "-o", "/no/such/x.pb.gz"],
+            "cannot write /no/such/x.pb.gz",
+        ),
+    ] {
+        let out = heapprof(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
