@@ -272,7 +272,7 @@ fn bad_arguments_are_one_line_errors() {
             "cannot read /no/such",
         ),
         (
-            vec!["symbolize", offline, "--binary", "/etc/hostname"],
+            vec!["symbolize", offline, "--binary", text],
             "not an object file",
         ),
         (
