@@ -1,8 +1,11 @@
 //! A snapshot of the sample table -> a pprof profile in Go's heap shape.
 //!
 //! The table is copied under its lock (the only moment allocating threads can
-//! wait on a writer); symbolization, trimming and scaling happen on the copy,
-//! with the reentrancy guard held so none of this work is profiled.
+//! wait on a writer). The copy becomes an address-only profile (scaled
+//! values, call-site locations in their mappings, build ids); unless
+//! symbolization is offline, `Profile::symbolize_with` then names it in
+//! process, as `heapprof symbolize` names it later. All of it runs with the
+//! reentrancy guard held, so none of this work is profiled.
 
 use rustc_hash::FxHashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
