@@ -24,6 +24,8 @@ struct Candidate {
     path: PathBuf,
     build_id: String,
     has_dwarf: bool,
+    /// (file offset, size, virtual address) of its loadable segments.
+    segments: Vec<(u64, u64, u64)>,
 }
 
 /// What resolves one mapping's addresses.
@@ -99,15 +101,37 @@ fn default_output(input: &Path) -> PathBuf {
     input.with_file_name(format!("{stem}.symbolized.pb.gz"))
 }
 
+/// Reads what matching needs from an object file: mapped, not read whole,
+/// since a debug directory may hold many large files of which one matters.
 fn candidate(path: &Path) -> Result<Candidate> {
-    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let file = object::File::parse(&*data)
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    // SAFETY: the map is only read, and dropped before this returns; a file
+    // truncated meanwhile by another process would fault, as for any reader
+    // of binaries that maps them (addr2line's loader does too).
+    let data = unsafe { memmap2::Mmap::map(&file) }
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let object = object::File::parse(&*data)
         .with_context(|| format!("{}: not an object file", path.display()))?;
-    let build_id = file.build_id().ok().flatten().map(hex).unwrap_or_default();
+    let build_id = object
+        .build_id()
+        .ok()
+        .flatten()
+        .map(hex)
+        .unwrap_or_default();
+    let segments = object
+        .segments()
+        .map(|s| {
+            let (offset, size) = s.file_range();
+            (offset, size, s.address())
+        })
+        .filter(|&(_, size, _)| size > 0)
+        .collect();
     Ok(Candidate {
         path: path.to_owned(),
         build_id,
-        has_dwarf: file.section_by_name(".debug_info").is_some(),
+        has_dwarf: object.section_by_name(".debug_info").is_some(),
+        segments,
     })
 }
 
@@ -170,9 +194,11 @@ fn resolver_for(index: usize, mapping: &Mapping, candidates: &[Candidate]) -> Op
         .find(|c| c.has_dwarf)
         .copied()
         .unwrap_or(code);
-    let segments = loadable_segments(&code.path)
-        .or_else(|| loadable_segments(&debug.path))
-        .unwrap_or_default();
+    let segments = if code.segments.is_empty() {
+        debug.segments.clone()
+    } else {
+        code.segments.clone()
+    };
     let loader = Loader::new(&debug.path).ok()?;
     Some(Resolver { loader, segments })
 }
@@ -182,20 +208,6 @@ fn build_id_path(build_id: &str) -> Option<PathBuf> {
     let (dir, rest) = (build_id.get(..2)?, build_id.get(2..)?);
     let path = PathBuf::from(format!("/usr/lib/debug/.build-id/{dir}/{rest}.debug"));
     path.exists().then_some(path)
-}
-
-fn loadable_segments(path: &Path) -> Option<Vec<(u64, u64, u64)>> {
-    let data = std::fs::read(path).ok()?;
-    let file = object::File::parse(&*data).ok()?;
-    let segments: Vec<_> = file
-        .segments()
-        .map(|s| {
-            let (offset, size) = s.file_range();
-            (offset, size, s.address())
-        })
-        .filter(|&(_, size, _)| size > 0)
-        .collect();
-    (!segments.is_empty()).then_some(segments)
 }
 
 impl Resolver {
