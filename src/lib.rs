@@ -33,7 +33,7 @@
 //!
 //! # Around the profiles
 //!
-//! * [`stats`] and [`measure`]: exact allocation counters (Go's
+//! * [`stats()`] and [`measure`]: exact allocation counters (Go's
 //!   `ReadMemStats`), for the process and for a closure on one thread.
 //! * [`metrics`]: the same figures as a named catalog and in Prometheus
 //!   text (Go's `runtime/metrics`).
@@ -47,12 +47,14 @@
 //!
 //! * The hot path ([`Profiler`]'s `GlobalAlloc` methods) adds to two
 //!   thread-local counters, subtracts the size from a thread-local countdown
-//!   and branches; a free loads one byte of the thread's 64 KiB counting
-//!   filter of sampled addresses, branches and adds to two thread-local
-//!   counters. No lock, no shared write, no allocation.
-//! * A sampled allocation (cold) captures raw return addresses by walking
-//!   frame pointers when the program has them (checked against the thread's
-//!   stack bounds), else with the `backtrace` crate's DWARF unwinder, counts
+//!   in place and branches on its sign; a free loads one byte of the
+//!   thread's 64 KiB counting filter of sampled addresses, branches and adds
+//!   to two thread-local counters. No lock, no shared write, no allocation.
+//! * A sampled allocation (cold) captures raw return addresses: by walking
+//!   frame pointers when the program has them, else with DWARF unwind rules
+//!   read once per code address from `.eh_frame` and cached (both checked
+//!   against the thread's stack bounds, and against libgcc's unwinder at the
+//!   first sample, which also takes any walk they cannot finish). It counts
 //!   the sample in a mutex-protected table of interned stacks and buckets,
 //!   and remembers the block in a lock-free map.
 //! * A thread-local reentrancy guard lets the profiler's own allocations pass
@@ -73,6 +75,7 @@
 
 mod alloc;
 mod blocks;
+mod cfi;
 mod config;
 mod counters;
 mod dump;

@@ -123,11 +123,8 @@ fn build_raw(
             }],
         });
     }
-    if unwind::uses_frame_pointers() {
-        comments.push(
-            "heapprof: stacks walked by frame pointers (frames of code built without them are missing)"
-                .to_owned(),
-        );
+    if let Some(method) = unwind::method() {
+        comments.push(format!("heapprof: {method}"));
     }
     if snapshot.dropped_samples > 0 {
         comments.push(format!(

@@ -47,14 +47,7 @@ fn frame_pointer_stacks_follow_the_call_chain() {
         .unwrap();
     assert!(status.success());
     let profile = Profile::decode(&std::fs::read(&out).unwrap()).unwrap();
-    assert!(
-        profile
-            .comments
-            .iter()
-            .any(|c| c.contains("stacks walked by frame pointers")),
-        "frame pointers not used: {:?}",
-        profile.comments
-    );
+    common::assert_walked_by(&profile, "by frame pointers");
 
     // Every sample of the site: 64 blocks of 4 KiB at rate 1, exactly, with
     // the call chain under it.

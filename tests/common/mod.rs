@@ -119,6 +119,17 @@ pub fn dropped_samples(profile: &Profile) -> u64 {
         .unwrap_or(0)
 }
 
+/// Asserts that the profile's comments name the unwinder that walked its
+/// stacks (`stacks walked ...`, as heapprof writes it).
+pub fn assert_walked_by(profile: &Profile, unwinder: &str) {
+    let expected = format!("stacks walked {unwinder}");
+    assert!(
+        profile.comments.iter().any(|c| c.contains(&expected)),
+        "not {expected}: {:?}",
+        profile.comments
+    );
+}
+
 /// What must hold in any heap profile, however threads interleaved: every
 /// value non-negative, and in-use never above allocated.
 pub fn assert_consistent(profile: &Profile) {
