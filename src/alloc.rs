@@ -64,15 +64,20 @@ impl Default for Profiler<System> {
 }
 
 /// An allocation reached the end of the countdown: record it if it is
-/// sampled, and check the peak of live bytes.
+/// sampled, and check the peak of live bytes if it is time to.
 #[cold]
 #[inline(never)]
 fn sample_point(ptr: *mut u8, size: usize) {
     counters::uncounted(|| {
-        if let Some(rate) = sampler::on_countdown_expired(size) {
+        // A thread's first allocation comes here: the countdown starts at 0.
+        counters::register_this_thread();
+        let expired = sampler::on_countdown_expired(size);
+        if let Some(rate) = expired.sample {
             record::sampled_alloc(ptr, size, rate);
         }
-        peak::checkpoint();
+        if expired.checkpoint {
+            peak::checkpoint();
+        }
     });
 }
 
@@ -95,6 +100,7 @@ unsafe fn allocate_at_sample_point<A: GlobalAlloc>(
     };
     if ptr.is_null() {
         counters::uncount_alloc(layout.size());
+        sampler::uncount(layout.size());
     } else {
         sample_point(ptr, layout.size());
     }
@@ -201,6 +207,7 @@ unsafe fn realloc_at_sample_point<A: GlobalAlloc>(
     if new_ptr.is_null() {
         counters::uncount_alloc(new_size);
         counters::uncount_free(layout.size());
+        sampler::uncount(new_size);
     } else {
         sample_point(new_ptr, new_size);
     }

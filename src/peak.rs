@@ -47,7 +47,6 @@ pub(crate) fn checkpoint() {
     if guard::is_active() {
         return;
     }
-    counters::register_this_thread();
     let _guard = Guard::enter();
     let live = counters::totals().live_bytes();
     PEAK_BYTES.fetch_max(live, Relaxed);

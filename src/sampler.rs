@@ -46,6 +46,10 @@ pub(crate) struct ThreadSampler {
     /// The part of the distance to the next sample point not yet in the
     /// countdown.
     deferred: Cell<i64>,
+    /// What the countdown was last loaded with.
+    loaded: Cell<i64>,
+    /// Bytes allocated since the last checkpoint, up to the last load.
+    unchecked: Cell<i64>,
     rng_state: Cell<u64>,
     /// Epoch whose rate and seed this thread uses; 0 before its first sample point.
     epoch: Cell<u32>,
@@ -57,6 +61,8 @@ impl ThreadSampler {
         ThreadSampler {
             bytes_until_sample: Cell::new(0),
             deferred: Cell::new(0),
+            loaded: Cell::new(0),
+            unchecked: Cell::new(0),
             rng_state: Cell::new(0),
             epoch: Cell::new(0),
             rate: Cell::new(DEFAULT_RATE),
@@ -69,33 +75,60 @@ fn with<R>(f: impl FnOnce(&ThreadSampler) -> R) -> R {
     LOCAL.with(|local| f(&local.sampler))
 }
 
-/// The hot-path test: true when this allocation reached the sample point.
+/// The hot-path test: counts `size` down and returns true when this
+/// allocation reached the end of the countdown (which then is below zero:
+/// [`on_countdown_expired`] must follow, or [`uncount`] if the allocation
+/// failed). One subtraction in memory and a branch on its sign.
 #[inline(always)]
 pub(crate) fn countdown(size: usize) -> bool {
     with(|sampler| {
         let left = sampler.bytes_until_sample.get() - size as i64;
-        if left >= 0 {
-            sampler.bytes_until_sample.set(left);
-            false
-        } else {
-            true
-        }
+        sampler.bytes_until_sample.set(left);
+        left < 0
     })
 }
 
+/// Takes back the countdown of a failed allocation of `size` bytes.
+pub(crate) fn uncount(size: usize) {
+    with(|sampler| {
+        let left = sampler.bytes_until_sample.get() + size as i64;
+        sampler.bytes_until_sample.set(left);
+    })
+}
+
+/// What an allocation that reached the end of the countdown is.
+pub(crate) struct Expired {
+    /// The rate to record it under, or `None` if it is not recorded (the
+    /// profiler's own allocations, sampling off, or not a sample point).
+    pub sample: Option<u64>,
+    /// Whether the thread has allocated [`CHECKPOINT_BYTES`] since the last
+    /// checkpoint, with this allocation: time to check the peak.
+    pub checkpoint: bool,
+}
+
 /// Called when an allocation of `size` bytes reached the end of the
-/// countdown. Returns the rate to record it under, or `None` if it is not
-/// recorded (the profiler's own allocations, sampling off, or a checkpoint
-/// that is not a sample point).
+/// countdown.
 ///
-/// The countdown holds at most [`CHECKPOINT_BYTES`] of the distance to the
-/// next sample point (the rest waits in `deferred`), so every thread comes
-/// here at least that often: the peak of live bytes is checked here.
+/// The countdown holds at most what is left of [`CHECKPOINT_BYTES`] since
+/// the last checkpoint, and of the distance to the next sample point (the
+/// rest waits in `deferred`), so every thread comes here after at most that
+/// many bytes: the peak of live bytes is checked here, every
+/// [`CHECKPOINT_BYTES`] and not more often, whatever the rate.
 #[cold]
 #[inline(never)]
-pub(crate) fn on_countdown_expired(size: usize) -> Option<u64> {
+pub(crate) fn on_countdown_expired(size: usize) -> Expired {
     with(|sampler| {
         let size = size as i64;
+        let now = sampler.bytes_until_sample.get();
+        // What the countdown held before this allocation took its size off.
+        let before = now + size;
+        // Allocated since the countdown was loaded, this allocation included.
+        let allocated = sampler.loaded.get() - now;
+        let unchecked = sampler.unchecked.get() + allocated;
+        let checkpoint = unchecked >= CHECKPOINT_BYTES;
+        sampler
+            .unchecked
+            .set(if checkpoint { 0 } else { unchecked });
         let epoch = EPOCH.load(Ordering::Acquire);
         let remaining = if sampler.epoch.get() != epoch {
             // First sample point of this thread, or the rate changed: adopt
@@ -103,23 +136,30 @@ pub(crate) fn on_countdown_expired(size: usize) -> Option<u64> {
             adopt_epoch(sampler, epoch);
             next_distance(sampler)
         } else {
-            sampler.bytes_until_sample.get() + sampler.deferred.replace(0)
+            before + sampler.deferred.replace(0)
         };
         if size <= remaining {
             load(sampler, remaining - size);
-            return None;
+            return Expired {
+                sample: None,
+                checkpoint,
+            };
         }
         let rate = sampler.rate.get();
         load(sampler, next_distance(sampler));
-        (rate != 0 && !guard::is_active()).then_some(rate)
+        Expired {
+            sample: (rate != 0 && !guard::is_active()).then_some(rate),
+            checkpoint,
+        }
     })
 }
 
-/// Sets the distance to the next sample point, at most a checkpoint's worth
-/// of it in the countdown.
+/// Sets the distance to the next sample point, at most the rest of a
+/// checkpoint's worth of it in the countdown.
 fn load(sampler: &ThreadSampler, distance: i64) {
-    let now = distance.min(CHECKPOINT_BYTES);
+    let now = distance.min(CHECKPOINT_BYTES - sampler.unchecked.get());
     sampler.bytes_until_sample.set(now);
+    sampler.loaded.set(now);
     sampler.deferred.set(distance - now);
 }
 
@@ -176,6 +216,9 @@ fn splitmix64(mut z: u64) -> u64 {
 fn restart_this_thread() {
     EPOCH.fetch_add(1, Ordering::AcqRel);
     with(|sampler| {
+        let allocated = sampler.loaded.get() - sampler.bytes_until_sample.get();
+        sampler.unchecked.set(sampler.unchecked.get() + allocated);
+        sampler.loaded.set(0);
         sampler.bytes_until_sample.set(0);
         sampler.deferred.set(0);
     });
@@ -214,6 +257,8 @@ mod tests {
         let sampler = ThreadSampler {
             bytes_until_sample: Cell::new(0),
             deferred: Cell::new(0),
+            loaded: Cell::new(0),
+            unchecked: Cell::new(0),
             rng_state: Cell::new(splitmix64(7) | 1),
             epoch: Cell::new(1),
             rate: Cell::new(4096),

@@ -31,7 +31,7 @@ struct Site {
 
 const SCALE_ENV: &str = "HEAPPROF_ACCURACY_SCALE";
 
-fn sites(scale: usize) -> [Site; 4] {
+fn sites(scale: usize) -> [Site; 5] {
     [
         Site {
             name: "small_kept",
@@ -55,6 +55,14 @@ fn sites(scale: usize) -> [Site; 4] {
             name: "large_freed",
             count: 16,
             size: 1 << 20,
+            kept: false,
+        },
+        // Half the default rate: whether each is sampled depends on how
+        // far the countdown had left to go, not on its own size alone.
+        Site {
+            name: "medium_freed",
+            count: 512 / scale.min(64),
+            size: 256 << 10,
             kept: false,
         },
     ]
@@ -88,6 +96,13 @@ fn large_freed(count: usize, size: usize) {
     }
 }
 
+#[inline(never)]
+fn medium_freed(count: usize, size: usize) {
+    for i in 0..count {
+        black_box(vec![i as u8; size]);
+    }
+}
+
 /// The child's side: run the workload under the rate and seed in the
 /// environment and write the profile. Ignored in normal runs; the tests
 /// below run it in a fresh process.
@@ -97,12 +112,13 @@ fn accuracy_child() {
     let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} not set"));
     heapprof::set_sample_seed(var("HEAPPROF_ACCURACY_SEED").parse().unwrap());
     heapprof::set_sample_rate(var("HEAPPROF_ACCURACY_RATE").parse().unwrap());
-    let [a, b, c, d] = sites(var(SCALE_ENV).parse().unwrap());
+    let [a, b, c, d, e] = sites(var(SCALE_ENV).parse().unwrap());
     let mut kept = Vec::with_capacity(a.count + c.count);
     small_kept(&mut kept, a.count, a.size);
     small_freed(b.count, b.size);
     large_kept(&mut kept, c.count, c.size);
     large_freed(d.count, d.size);
+    medium_freed(e.count, e.size);
     heapprof::write_heap_profile(var("HEAPPROF_ACCURACY_OUT")).unwrap();
     drop(kept);
 }

@@ -159,10 +159,15 @@ fn process_counters_are_exact() {
 }
 
 /// The peak of live bytes is seen within a checkpoint (256 KiB) per
-/// allocating thread, even after the memory is freed.
+/// allocating thread, even after the memory is freed, at any rate.
 #[test]
 #[ignore = "run in a child process by peak_live_bytes_is_the_high_water_mark"]
 fn peak_child() {
+    let rate = std::env::var("HEAPPROF_TEST_RATE")
+        .unwrap()
+        .parse()
+        .unwrap();
+    heapprof::set_sample_rate(rate);
     let base = stats().live_bytes;
     let blocks: Vec<Box<[u8]>> = (0..512).map(|_| vec![1u8; 64 << 10].into()).collect();
     let at_peak = stats().live_bytes;
@@ -180,7 +185,9 @@ fn peak_child() {
 
 #[test]
 fn peak_live_bytes_is_the_high_water_mark() {
-    common::run_child_test_ok("peak_child", &[]);
+    for rate in ["524288", "1"] {
+        common::run_child_test_ok("peak_child", &[("HEAPPROF_TEST_RATE", rate)]);
+    }
 }
 
 /// In-process symbolization parses debug info (tens of MiB for this test
