@@ -48,7 +48,7 @@ pub(crate) fn start(
                 let _guard = Guard::enter();
                 while !EXITING.load(Ordering::Acquire) {
                     std::thread::sleep(interval);
-                    report(write(&pattern, None, crate::heap_profile));
+                    report(write(&pattern, None, crate::heap_profile, true));
                 }
             })
             .map_err(|e| Error::Config(format!("dump: cannot start its thread: {e}")))?;
@@ -79,10 +79,15 @@ extern "C" fn at_exit() {
     let plan = AT_EXIT.lock().unwrap_or_else(|p| p.into_inner()).take();
     let Some(plan) = plan else { return };
     if plan.heap {
-        report(write(&plan.pattern, None, crate::heap_profile));
+        report(write(&plan.pattern, None, crate::heap_profile, false));
     }
     if plan.peak {
-        report(write(&plan.pattern, Some("peak"), crate::peak_profile));
+        report(write(
+            &plan.pattern,
+            Some("peak"),
+            crate::peak_profile,
+            false,
+        ));
     }
 }
 
@@ -93,13 +98,17 @@ fn report(result: Result<Option<PathBuf>, Error>) {
 }
 
 /// Writes the profile `make` gives to a new file named from `pattern`;
-/// an interval dump made while the process began exiting is dropped.
+/// an interval dump is dropped once the process has begun exiting (the
+/// exit dump is the last).
 fn write(
     pattern: &str,
     tag: Option<&str>,
     make: fn() -> Result<Vec<u8>, Error>,
+    interval_dump: bool,
 ) -> Result<Option<PathBuf>, Error> {
-    let interval_dump = !EXITING.load(Ordering::Acquire);
+    if interval_dump && EXITING.load(Ordering::Acquire) {
+        return Ok(None);
+    }
     let bytes = make()?;
     let _writing = WRITING.lock().unwrap_or_else(|p| p.into_inner());
     if interval_dump && EXITING.load(Ordering::Acquire) {
@@ -241,6 +250,28 @@ mod tests {
             free_name(&dir.join("profile"), None),
             dir.join("profile"),
             "no extension"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// An interval dump that begins after exit began (its thread woke up
+    /// late) is dropped, so the exit dump stays the last; exit dumps are
+    /// written. (Sets the process-wide flag: no other test here dumps.)
+    #[test]
+    fn once_exiting_only_exit_dumps_are_written() {
+        let dir = std::env::temp_dir().join(format!("heapprof-exit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pattern = format!("{}/h.pb.gz", dir.display());
+        let make = || Ok(b"profile".to_vec());
+        assert_eq!(
+            write(&pattern, None, make, true).unwrap(),
+            Some(dir.join("h.pb.gz"))
+        );
+        EXITING.store(true, Ordering::Release);
+        assert_eq!(write(&pattern, None, make, true).unwrap(), None);
+        assert_eq!(
+            write(&pattern, None, make, false).unwrap(),
+            Some(dir.join("h-2.pb.gz"))
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
