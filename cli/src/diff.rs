@@ -7,7 +7,10 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 
+use heapprof::pprof::{Location, Profile};
+
 use crate::args::{DiffArgs, Selection};
+use crate::fasthash::IdMap;
 use crate::graph::{self, TopOptions};
 use crate::stacks::{Frame, Names, Stack};
 use crate::{flamegraph, folded, load, top};
@@ -27,23 +30,9 @@ pub fn run(args: &DiffArgs, out: &mut dyn Write) -> Result<()> {
     let base_stacks = load::stacks(&args.base, base, &by_name, &mut names)?.stacks;
     let new_stacks = load::stacks(&args.new, new, &by_name, &mut names)?.stacks;
     let changed = difference(&base_stacks, &new_stacks);
-    // Percentages are of the whole difference, before --focus and friends:
-    // the same as `changed` unless a filter was given.
-    let filtered = [&by_name.focus, &by_name.ignore, &by_name.hide]
-        .iter()
-        .any(|f| f.is_some());
-    let total = if filtered {
-        let unfiltered = Selection {
-            sample_index: by_name.sample_index.clone(),
-            ..Selection::default()
-        };
-        graph::total(&difference(
-            &load::stacks(&args.base, base, &unfiltered, &mut names)?.stacks,
-            &load::stacks(&args.new, new, &unfiltered, &mut names)?.stacks,
-        ))
-    } else {
-        graph::total(&changed)
-    };
+    // Percentages are of the whole difference, before --focus and friends.
+    let base_index = load::sample_index(&args.base, base, &by_name)?;
+    let total = merged_total(base, base_index, new, new_index);
 
     let options = TopOptions {
         node_count: args.node_count.unwrap_or(0),
@@ -73,6 +62,91 @@ pub fn run(args: &DiffArgs, out: &mut dyn Write) -> Result<()> {
         flamegraph::write_differential(&lines, sample_type, &title, path)?;
     }
     Ok(())
+}
+
+/// The total that percentages of a diff are of, as pprof computes it: the
+/// two profiles merged as `-base` merges them (BASE negated; samples are the
+/// same if their locations and labels are, a location being its address in
+/// its mapping and its lines), then the sum of |value| over the merged
+/// samples. Unfiltered: filters do not change it. Samples that differ only
+/// by a label (Go's object size) or by an address in the same function stay
+/// apart, so this is not the sum over the merged stacks.
+fn merged_total(base: &Profile, base_index: usize, new: &Profile, new_index: usize) -> i64 {
+    let mut locations: IdMap<LocationKey, u32> = IdMap::default();
+    let mut merged: IdMap<(Vec<u32>, Vec<String>), i64> = IdMap::default();
+    for (profile, index, sign) in [(base, base_index, -1), (new, new_index, 1)] {
+        let ids: Vec<u32> = profile
+            .locations
+            .iter()
+            .map(|location| {
+                let key = LocationKey::of(profile, location);
+                let next = locations.len() as u32;
+                *locations.entry(key).or_insert(next)
+            })
+            .collect();
+        for sample in &profile.samples {
+            let mut labels: Vec<String> = sample
+                .labels
+                .iter()
+                .map(|l| format!("{}={:?}", l.key, l.value))
+                .collect();
+            labels.sort_unstable();
+            let key = (sample.locations.iter().map(|&l| ids[l]).collect(), labels);
+            *merged.entry(key).or_default() += sign * sample.values[index];
+        }
+    }
+    merged.values().map(|v| v.abs()).sum()
+}
+
+/// What makes two locations of two profiles the same one for pprof's merge.
+#[derive(Hash, PartialEq, Eq)]
+struct LocationKey {
+    /// (size, file offset, build id or else file name) of the mapping.
+    mapping: Option<(u64, u64, String)>,
+    /// The address, relative to the mapping's start when there is one.
+    address: u64,
+    /// (function name, system name, file, start line, line) per line.
+    lines: Vec<(String, String, String, i64, i64)>,
+    folded: bool,
+}
+
+impl LocationKey {
+    fn of(profile: &Profile, location: &Location) -> LocationKey {
+        let mapping = location.mapping.and_then(|m| profile.mappings.get(m));
+        LocationKey {
+            mapping: mapping.map(|m| {
+                let id = if m.build_id.is_empty() {
+                    &m.filename
+                } else {
+                    &m.build_id
+                };
+                (
+                    m.memory_limit.wrapping_sub(m.memory_start),
+                    m.file_offset,
+                    id.clone(),
+                )
+            }),
+            address: location
+                .address
+                .wrapping_sub(mapping.map_or(0, |m| m.memory_start)),
+            lines: location
+                .lines
+                .iter()
+                .map(|line| {
+                    let f = &profile.functions[line.function];
+                    let (name, system_name) = (f.name.clone(), f.system_name.clone());
+                    (
+                        name,
+                        system_name,
+                        f.filename.clone(),
+                        f.start_line,
+                        line.line,
+                    )
+                })
+                .collect(),
+            folded: location.is_folded,
+        }
+    }
 }
 
 /// NEW minus BASE: identical stacks (same frames) added up, so that
