@@ -24,19 +24,23 @@ use std::time::Duration;
 #[global_allocator]
 static ALLOC: heapprof::Profiler = heapprof::Profiler::system();
 
-/// (binary, mode, column title, index of its baseline, runs a tenth of the work)
-const CONFIGS: [(&str, &str, &str, usize, bool); 7] = [
+/// (binary, mode, column title, index of its baseline, runs a tenth of the
+/// work). A configuration that runs a tenth is compared with a baseline run
+/// of the same tenth, so one-off costs (the first stack walk) weigh the same
+/// on both sides. Untitled configurations are baselines only.
+const CONFIGS: [(&str, &str, &str, usize, bool); 8] = [
     ("overhead_system", "system", "system alone", 0, false),
     ("overhead", "default", "heapprof 512K", 0, false),
-    ("overhead", "exact", "heapprof rate 1", 0, true),
-    ("overhead_peers", "system", "", 3, false),
-    ("overhead_peers", "dhat", "dhat-rs", 3, true),
-    ("overhead_peers", "jemalloc", "jemalloc alone", 5, false),
+    ("overhead_system", "system", "", 2, true),
+    ("overhead", "exact", "heapprof rate 1", 2, true),
+    ("overhead_peers", "system", "", 4, true),
+    ("overhead_peers", "dhat", "dhat-rs", 4, true),
+    ("overhead_peers", "jemalloc", "jemalloc alone", 6, false),
     (
         "overhead_peers",
         "jemalloc_prof",
         "jemalloc prof 512K",
-        5,
+        6,
         false,
     ),
 ];
@@ -93,10 +97,18 @@ fn median(mut times: Vec<Duration>) -> Duration {
     times[times.len() / 2]
 }
 
-/// Instructions of one child run under callgrind, or None without valgrind.
+/// Instructions of one child run under callgrind, counted inside the
+/// workload function only (not the process's start and exit, where dhat
+/// writes its profile), or None without valgrind. Callgrind toggles
+/// counting per thread: the churn on 2 threads is counted inside each
+/// thread's `churn`.
 fn instructions(binary_name: &str, mode: &str, name: &str, iterations: usize) -> Option<u64> {
+    let function = name.strip_suffix("_2_threads").unwrap_or(name);
     let out = Command::new("valgrind")
         .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(format!(
+            "--toggle-collect=heapprof_bench_workloads::{function}"
+        ))
         .arg(binary(binary_name))
         .env("HEAPPROF_BENCH_CHILD", format!("{mode}:{name}"))
         .env("HEAPPROF_BENCH_ITERATIONS", iterations.to_string())
@@ -231,19 +243,51 @@ fn main() {
     println!("memory: {:.2} MiB fixed (resident, default rate), {per_bucket:.0} bytes per recorded bucket (stack 2-42 frames deep)", fixed / 1048576.0);
 
     // Instruction counts: the same on a busy machine as on an idle one.
-    for (name, n) in [("pairs", 1_000_000), ("churn", 200_000), ("mix", 30_000)] {
-        match (
-            instructions("overhead_system", "system", name, n),
-            instructions("overhead", "default", name, n),
-        ) {
-            (Some(system), Some(heapprof)) => {
-                let extra = heapprof.saturating_sub(system) as f64 / n as f64;
-                println!(
-                    "callgrind {name:<6} x{n}: system {system} instructions, heapprof 512 KiB {heapprof}: {:.3}x (+{extra:.1} per iteration)",
-                    heapprof as f64 / system as f64
-                );
-            }
-            _ => println!("callgrind: valgrind not found, instruction counts skipped"),
+    // The default rate against the system allocator, then rate 1 and dhat-rs
+    // (each against the system allocator in its own binary) on less work.
+    let count = |binary_name, mode, name, n| instructions(binary_name, mode, name, n);
+    let default_rate = [
+        ("pairs", 1_000_000),
+        ("churn", 200_000),
+        ("mix", 30_000),
+        ("churn_2_threads", 200_000),
+    ];
+    for (name, n) in default_rate {
+        let (Some(system), Some(heapprof)) = (
+            count("overhead_system", "system", name, n),
+            count("overhead", "default", name, n),
+        ) else {
+            println!("callgrind: valgrind not found, instruction counts skipped");
+            return;
+        };
+        let extra = heapprof.saturating_sub(system) as f64 / n as f64;
+        println!(
+            "callgrind {name:<15} x{n}: system {system} instructions, heapprof 512 KiB {heapprof}: {:.3}x (+{extra:.1} per iteration)",
+            heapprof as f64 / system as f64
+        );
+    }
+    for (name, n) in [
+        ("pairs", 20_000),
+        ("churn", 5_000),
+        ("mix", 1_000),
+        ("large", 300),
+        ("churn_2_threads", 5_000),
+    ] {
+        let counts = (
+            count("overhead_system", "system", name, n),
+            count("overhead", "exact", name, n),
+            count("overhead_peers", "system", name, n),
+            count("overhead_peers", "dhat", name, n),
+        );
+        if let (Some(system), Some(exact), Some(peers_system), Some(dhat)) = counts {
+            let exact_extra = exact.saturating_sub(system) as f64;
+            let dhat_extra = dhat.saturating_sub(peers_system) as f64;
+            println!(
+                "callgrind {name:<15} x{n}: heapprof rate 1 {:.2}x, dhat-rs {:.2}x: {:.1} times less overhead",
+                exact as f64 / system as f64,
+                dhat as f64 / peers_system as f64,
+                dhat_extra / exact_extra
+            );
         }
     }
 }
