@@ -30,14 +30,28 @@ fn busy_for(duration: std::time::Duration) -> u64 {
     total
 }
 
+/// Keeps busy until the profiler has taken `enough` samples, for a minute at
+/// most: its timer counts CPU time, which a busy machine hands out slowly
+/// (300 ms of wall time gave 37 samples with one other process on the core).
+fn profile_of_at_least(guard: &pprof::ProfilerGuard, enough: i64) -> pprof::protos::Profile {
+    let start = std::time::Instant::now();
+    loop {
+        black_box(busy_for(std::time::Duration::from_millis(100)));
+        let profile = guard.report().build().unwrap().pprof().unwrap();
+        let samples: i64 = profile.sample.iter().map(|s| s.value[0]).sum();
+        if samples >= enough || start.elapsed() > std::time::Duration::from_secs(60) {
+            return profile;
+        }
+    }
+}
+
 #[test]
 fn heapprof_reads_pprof_rs_cpu_profiles_like_go_tool_pprof() {
     let guard = pprof::ProfilerGuardBuilder::default()
         .frequency(1000)
         .build()
         .unwrap();
-    black_box(busy_for(std::time::Duration::from_millis(300)));
-    let profile = guard.report().build().unwrap().pprof().unwrap();
+    let profile = profile_of_at_least(&guard, 60);
     drop(guard);
     let mut bytes = Vec::new();
     profile.write_to_vec(&mut bytes).unwrap();
