@@ -31,6 +31,7 @@
 //! returns `None` too. That also keeps a child forked while another thread
 //! held one from hanging.
 
+use std::num::NonZeroI16;
 use std::ops::Range;
 use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
@@ -51,15 +52,20 @@ enum Rule {
     End,
     /// CFA = (frame pointer if `from_bp`, else stack pointer) + `offset`;
     /// return address at CFA - 8; the caller's frame pointer at CFA +
-    /// `bp_at`, or the same as this frame's.
+    /// `bp_at` (never 0: that is the caller's own frame), or the same as
+    /// this frame's.
     Frame {
-        from_bp: bool,
         offset: i32,
-        bp_at: Option<i32>,
+        bp_at: Option<NonZeroI16>,
+        from_bp: bool,
     },
     /// Anything else: this walk is left to libgcc.
     Unsupported,
 }
+
+// Eight bytes: a cache entry is sixteen, a set half a cache line, and the
+// 2048 sets 64 KiB.
+const _: () = assert!(std::mem::size_of::<Rule>() == 8);
 
 /// Cache sets of two entries each, chosen by a hash of the code address:
 /// two hot addresses that share a set both stay (with one entry per set,
@@ -74,22 +80,22 @@ const EMPTY: Set = [(0, Rule::Unsupported); 2];
 
 /// One walker's rule cache, and gimli's scratch space for misses.
 struct Cache {
-    sets: Box<[Set]>,
+    sets: Box<[Set; SETS]>,
     context: Box<UnwindContext<usize>>,
     generation: (u64, u64),
 }
 
 impl Cache {
     /// An empty cache, built on the heap: built on the stack and moved, its
-    /// 96 KiB made every walk probe that much stack.
+    /// 64 KiB made every walk probe that much stack.
     #[cold]
     #[inline(never)]
-    fn new() -> Cache {
-        Cache {
-            sets: vec![EMPTY; SETS].into_boxed_slice(),
+    fn new() -> Option<Cache> {
+        Some(Cache {
+            sets: vec![EMPTY; SETS].into_boxed_slice().try_into().ok()?,
             context: Box::new(UnwindContext::new()),
             generation: (0, 0), // the loader has always added objects
-        }
+        })
     }
 }
 
@@ -159,15 +165,19 @@ pub(crate) fn walk(
     (low, high): (usize, usize),
 ) -> Option<usize> {
     let mut slot = CACHES.iter().find_map(|cache| cache.try_lock().ok())?;
-    let cache = slot.get_or_insert_with(Cache::new);
+    if slot.is_none() {
+        *slot = Some(Cache::new()?);
+    }
+    let cache = slot.as_mut()?;
     // Taken at the first miss: a walk of cached rules reads only the stack.
     let mut objects = None;
     // Every frame a walk reads lies above where it starts: between that and
     // the top of the stack, all is mapped (the main thread's stack below it
     // may not be yet).
     let low = low.max(start.sp);
+    let last_word = high.checked_sub(8)?;
     let read = |address: usize| -> Option<usize> {
-        if address < low || address % 8 != 0 || address > high.checked_sub(8)? {
+        if address < low || address % 8 != 0 || address > last_word {
             return None;
         }
         // SAFETY: the word lies in this thread's stack between the walk's
@@ -206,7 +216,7 @@ pub(crate) fn walk(
         }
         let ret = read(cfa - 8)?;
         if let Some(at) = bp_at {
-            bp = read(cfa.checked_add_signed(at as isize)?)?;
+            bp = read(cfa.checked_add_signed(at.get() as isize)?)?;
         }
         sp = cfa;
         if ret == 0 {
@@ -289,17 +299,19 @@ impl Objects {
         };
         let bp_at = match row.register(X86_64::RBP) {
             None | Some(RegisterRule::SameValue) | Some(RegisterRule::Undefined) => None,
-            Some(RegisterRule::Offset(at)) => match i32::try_from(at) {
-                Ok(at) => Some(at),
-                Err(_) => return Rule::Unsupported,
-            },
+            Some(RegisterRule::Offset(at)) => {
+                match i16::try_from(at).ok().and_then(NonZeroI16::new) {
+                    Some(at) => Some(at),
+                    None => return Rule::Unsupported,
+                }
+            }
             Some(_) => return Rule::Unsupported,
         };
         match i32::try_from(offset) {
             Ok(offset) => Rule::Frame {
-                from_bp,
                 offset,
                 bp_at,
+                from_bp,
             },
             Err(_) => Rule::Unsupported,
         }
