@@ -37,7 +37,7 @@ use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use gimli::{
     BaseAddresses, CfaRule, EhFrame, EhFrameHdr, EndianSlice, LittleEndian, ParsedEhFrameHdr,
-    RegisterRule, UnwindContext, UnwindSection, X86_64,
+    Pointer, RegisterRule, UnwindContext, UnwindSection, X86_64,
 };
 
 use crate::mappings::for_each_object;
@@ -370,7 +370,7 @@ fn object_of(bias: usize, headers: &[libc::Elf64_Phdr]) -> Option<Object> {
     // stays loaded (which the loader's counts are checked for).
     let hdr_bytes: &'static [u8] =
         unsafe { std::slice::from_raw_parts(hdr_range.start as *const u8, hdr_range.len()) };
-    let eh_frame_start = eh_frame_address(hdr_range.start, hdr_bytes)?;
+    let (hdr, eh_frame_start) = parse_hdr(hdr_range.start, hdr_bytes)?;
     let segment = loads().map(loaded).find(|r| r.contains(&eh_frame_start))?;
     // SAFETY: as above: this lies inside a loaded segment of the object.
     let eh_frame_bytes: &'static [u8] = unsafe {
@@ -380,9 +380,6 @@ fn object_of(bias: usize, headers: &[libc::Elf64_Phdr]) -> Option<Object> {
         .set_eh_frame_hdr(hdr_range.start as u64)
         .set_eh_frame(eh_frame_start as u64)
         .set_text(code.start as u64);
-    let hdr = EhFrameHdr::new(hdr_bytes, LittleEndian)
-        .parse(&bases, 8)
-        .ok()?;
     Some(Object {
         code,
         bases,
@@ -391,25 +388,17 @@ fn object_of(bias: usize, headers: &[libc::Elf64_Phdr]) -> Option<Object> {
     })
 }
 
-/// The address of `.eh_frame`, from the `.eh_frame_hdr` at `hdr_address`:
-/// its `eh_frame_ptr`, in one of the encodings linkers use.
-fn eh_frame_address(hdr_address: usize, hdr: &[u8]) -> Option<usize> {
-    const PCREL_SDATA4: u8 = 0x1b;
-    const UDATA4: u8 = 0x03;
-    const UDATA8: u8 = 0x04;
-    let (version, encoding) = (*hdr.first()?, *hdr.get(1)?);
-    let field = hdr.get(4..)?;
-    if version != 1 {
-        return None;
-    }
-    match encoding {
-        PCREL_SDATA4 => {
-            let offset = i32::from_le_bytes(field.get(..4)?.try_into().ok()?);
-            (hdr_address + 4).checked_add_signed(offset as isize)
-        }
-        UDATA4 => Some(u32::from_le_bytes(field.get(..4)?.try_into().ok()?) as usize),
-        UDATA8 => Some(u64::from_le_bytes(field.get(..8)?.try_into().ok()?) as usize),
-        _ => None,
+/// The `.eh_frame_hdr` at `address`, parsed, and the address of the
+/// `.eh_frame` it points to (gimli decodes its pointer encoding).
+fn parse_hdr(
+    address: usize,
+    bytes: &[u8],
+) -> Option<(ParsedEhFrameHdr<EndianSlice<'_, LittleEndian>>, usize)> {
+    let bases = BaseAddresses::default().set_eh_frame_hdr(address as u64);
+    let hdr = EhFrameHdr::new(bytes, LittleEndian).parse(&bases, 8).ok()?;
+    match hdr.eh_frame_ptr() {
+        Pointer::Direct(eh_frame) => Some((hdr, usize::try_from(eh_frame).ok()?)),
+        Pointer::Indirect(_) => None,
     }
 }
 
@@ -512,11 +501,18 @@ mod tests {
         assert_eq!(walk(&mut frames, no_stack, 0, stack_bounds()), None);
     }
 
+    /// The `.eh_frame` address of a header at `address`.
+    fn eh_frame_address(address: usize, hdr: &[u8]) -> Option<usize> {
+        parse_hdr(address, hdr).map(|(_, eh_frame)| eh_frame)
+    }
+
+    /// Headers of version 1 with an `eh_frame_ptr` in each encoding, and an
+    /// FDE count of 0 (udata4) after it.
     #[test]
     fn eh_frame_pointers_in_the_encodings_linkers_use() {
-        let pcrel = [1, 0x1b, 0x03, 0x3b, 0xf0, 0xff, 0xff, 0xff];
+        let pcrel = [1, 0x1b, 0x03, 0x3b, 0xf0, 0xff, 0xff, 0xff, 0, 0, 0, 0];
         assert_eq!(eh_frame_address(0x1000, &pcrel), Some(0x1004 - 0x10));
-        let abs = [1, 0x03, 0x03, 0x3b, 0x00, 0x20, 0x00, 0x00];
+        let abs = [1, 0x03, 0x03, 0x3b, 0x00, 0x20, 0x00, 0x00, 0, 0, 0, 0];
         assert_eq!(eh_frame_address(0x1000, &abs), Some(0x2000));
         assert_eq!(eh_frame_address(0x1000, &[2, 0x1b, 0, 0, 0, 0, 0, 0]), None);
         assert_eq!(eh_frame_address(0x1000, &[1, 0x1b, 0, 0, 0]), None, "short");
