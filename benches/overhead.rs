@@ -245,7 +245,6 @@ fn main() {
     // Instruction counts: the same on a busy machine as on an idle one.
     // The default rate against the system allocator, then rate 1 and dhat-rs
     // (each against the system allocator in its own binary) on less work.
-    let count = |binary_name, mode, name, n| instructions(binary_name, mode, name, n);
     let default_rate = [
         ("pairs", 1_000_000),
         ("churn", 200_000),
@@ -254,8 +253,8 @@ fn main() {
     ];
     for (name, n) in default_rate {
         let (Some(system), Some(heapprof)) = (
-            count("overhead_system", "system", name, n),
-            count("overhead", "default", name, n),
+            instructions("overhead_system", "system", name, n),
+            instructions("overhead", "default", name, n),
         ) else {
             println!("callgrind: valgrind not found, instruction counts skipped");
             return;
@@ -274,10 +273,10 @@ fn main() {
         ("churn_2_threads", 5_000),
     ] {
         let counts = (
-            count("overhead_system", "system", name, n),
-            count("overhead", "exact", name, n),
-            count("overhead_peers", "system", name, n),
-            count("overhead_peers", "dhat", name, n),
+            instructions("overhead_system", "system", name, n),
+            instructions("overhead", "exact", name, n),
+            instructions("overhead_peers", "system", name, n),
+            instructions("overhead_peers", "dhat", name, n),
         );
         if let (Some(system), Some(exact), Some(peers_system), Some(dhat)) = counts {
             let exact_extra = exact.saturating_sub(system) as f64;

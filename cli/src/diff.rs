@@ -134,14 +134,8 @@ impl LocationKey {
                 .iter()
                 .map(|line| {
                     let f = &profile.functions[line.function];
-                    let (name, system_name) = (f.name.clone(), f.system_name.clone());
-                    (
-                        name,
-                        system_name,
-                        f.filename.clone(),
-                        f.start_line,
-                        line.line,
-                    )
+                    let names = (f.name.clone(), f.system_name.clone(), f.filename.clone());
+                    (names.0, names.1, names.2, f.start_line, line.line)
                 })
                 .collect(),
             folded: location.is_folded,
