@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-/// Everything that can go wrong writing or reading a profile.
+/// Everything that can go wrong writing a profile, configuring the
+/// profiler or serving profiles. Reading a profile has its own error,
+/// [`crate::pprof::Error`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -13,26 +15,6 @@ pub enum Error {
         path: PathBuf,
         /// What the operating system said.
         source: std::io::Error,
-    },
-    /// The input is empty.
-    #[error("parsing profile: empty input")]
-    Empty,
-    /// The gzip stream is damaged or truncated.
-    #[error("decompressing profile: {0}")]
-    Decompress(std::io::Error),
-    /// The bytes are not a pprof profile.
-    #[error("parsing profile: not a pprof profile ({0})")]
-    NotAProfile(String),
-    /// A pprof profile that breaks a rule of the format.
-    #[error("parsing profile: {0}")]
-    Malformed(String),
-    /// A sample type name that the profile does not have.
-    #[error("sample index \"{name}\" must be one of: [{}]", known.join(" "))]
-    UnknownSampleType {
-        /// The name asked for.
-        name: String,
-        /// The profile's sample types.
-        known: Vec<String>,
     },
     /// No peak profile to give.
     #[error("no peak profile: {0}")]
@@ -48,16 +30,19 @@ pub enum Error {
         /// What the operating system said.
         source: std::io::Error,
     },
+    /// A profile that could not be read.
+    #[error(transparent)]
+    Profile(heapprof_pprof::Error),
     /// Memory for a profile snapshot could not be had.
     #[error("out of memory copying the profile table")]
     OutOfMemory,
 }
 
-impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
+impl From<heapprof_pprof::Error> for Error {
+    fn from(e: heapprof_pprof::Error) -> Self {
+        match e {
+            heapprof_pprof::Error::Io { path, source } => Error::Io { path, source },
+            other => Error::Profile(other),
         }
     }
 }

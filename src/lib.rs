@@ -88,7 +88,6 @@ mod local;
 mod mappings;
 pub mod metrics;
 mod peak;
-pub mod pprof;
 mod profile;
 mod record;
 mod sampler;
@@ -97,13 +96,13 @@ mod symbolize;
 mod table;
 mod unwind;
 
-use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 pub use alloc::Profiler;
 pub use config::Config;
 pub use error::Error;
+/// The profile format (model, reader, writer): the `heapprof-pprof` crate.
+pub use heapprof_pprof as pprof;
 #[cfg(feature = "http")]
 pub use http::serve;
 pub use sampler::DEFAULT_RATE;
@@ -244,28 +243,15 @@ fn encode(flavour: Flavour) -> Result<Vec<u8>, Error> {
     Ok(profile.encode())
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory
-/// and a rename.
+/// Writes `bytes` to `path` whole or not at all (see
+/// [`pprof::write_atomically`]), with the reentrancy guard held: the
+/// profiler's own file writes are not the program's allocations.
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let _guard = Guard::enter();
-    let file_name = path.file_name().ok_or_else(|| {
-        Error::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"),
-        )
-    })?;
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(file_name);
-    temp_name.push(format!(".{}.tmp", std::process::id()));
-    let temp = path.with_file_name(temp_name);
-    let result = fs::File::create(&temp)
-        .and_then(|mut file| {
-            file.write_all(bytes)?;
-            file.sync_all()
+    pprof::write_atomically(path, |out| {
+        out.write_all(bytes).map_err(|e| Error::Io {
+            path: path.to_owned(),
+            source: e,
         })
-        .and_then(|()| fs::rename(&temp, path));
-    result.map_err(|e| {
-        let _ = fs::remove_file(&temp);
-        Error::io(path, e)
     })
 }

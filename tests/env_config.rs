@@ -25,15 +25,26 @@ fn allocated_last() {
     std::mem::forget(vec![9u8; 4 << 20]);
 }
 
-/// Grows its heap for two and a half seconds, then leaves a last
-/// allocation for the exit profile.
+/// Grows its heap for two and a half seconds, and on a machine so busy
+/// that the first dump's symbolization took most of that, until three
+/// dumps are on disk (30 s at most); then leaves a last allocation for the
+/// exit profile.
 #[test]
 #[ignore = "run with HEAPPROF set by interval_and_exit_dumps"]
 fn dumping_child() {
+    let spec = std::env::var("HEAPPROF").unwrap();
+    let pattern = spec
+        .split(',')
+        .find_map(|kv| kv.strip_prefix("dump="))
+        .unwrap();
+    let dir = Path::new(pattern).parent().unwrap();
+    let dumps = || std::fs::read_dir(dir).map_or(0, |d| d.count());
     let mut kept = Vec::new();
-    for _ in 0..50 {
+    let mut rounds = 0;
+    while rounds < 50 || (dumps() < 3 && rounds < 600) {
         kept_blocks(&mut kept, 4);
         std::thread::sleep(Duration::from_millis(50));
+        rounds += 1;
     }
     allocated_last();
 }

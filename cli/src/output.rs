@@ -1,36 +1,20 @@
-//! Writing output files whole or not at all: a temporary file beside the
-//! target, renamed over it once complete.
+//! Output files are written whole or not at all, by the profile crate's
+//! [`heapprof::pprof::write_atomically`]; this adds the CLI's wording.
 
-use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Result};
+use heapprof::pprof::Error;
 
 /// Writes what `fill` produces to `path`, atomically.
 pub fn write_atomically(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> Result<()>,
 ) -> Result<()> {
-    let name = path
-        .file_name()
-        .with_context(|| format!("{}: not a file name", path.display()))?;
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(name);
-    temp_name.push(format!(".{}.tmp", std::process::id()));
-    let temp = path.with_file_name(temp_name);
-    let result = (|| {
-        let file =
-            fs::File::create(&temp).with_context(|| format!("cannot write {}", path.display()))?;
-        let mut writer = std::io::BufWriter::new(file);
-        fill(&mut writer)?;
-        writer
-            .flush()
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        fs::rename(&temp, path).with_context(|| format!("cannot write {}", path.display()))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
+    heapprof::pprof::write_atomically(path, fill).map_err(|e| match e.downcast::<Error>() {
+        Ok(Error::Io { source, .. }) => anyhow!("cannot write {}: {source}", path.display()),
+        Ok(other) => other.into(),
+        Err(e) => e,
+    })
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use super::{Function, Label, Line, Location, Mapping, Profile, Sample};
-use crate::symbolize::is_machinery;
+use crate::machinery::is_machinery;
+use crate::{Function, Label, Line, Location, Mapping, Profile, Sample};
 
 /// One function level of an address; an address in inlined code has
 /// several, innermost first.
@@ -35,7 +35,7 @@ impl Profile {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use heapprof::pprof::{Frame, Location, Profile, Sample, ValueType};
+    /// use heapprof_pprof::{Frame, Location, Profile, Sample, ValueType};
     ///
     /// let raw = Profile {
     ///     sample_types: vec![ValueType::new("alloc_space", "bytes")],
@@ -235,4 +235,45 @@ impl Builder<'_> {
             next
         })
     }
+}
+
+/// (name, system name) of a symbol, as every heapprof symbolizer names it:
+/// a mangled Rust symbol (legacy `_ZN` or v0 `_R`) demangled without its
+/// hash, with the mangled form as the system name; any other name (a
+/// source-level name from debug info, a C symbol) as it is; no name at all,
+/// the address in hex.
+///
+/// ```
+/// use heapprof_pprof::symbol_names;
+/// let (name, system) = symbol_names(Some("_ZN5myapp4main17h0123456789abcdefE"), 0x10);
+/// assert_eq!((name.as_str(), system.as_str()), ("myapp::main", "_ZN5myapp4main17h0123456789abcdefE"));
+/// assert_eq!(symbol_names(Some("malloc"), 0x10).0, "malloc");
+/// assert_eq!(symbol_names(None, 0x10).0, "0x10");
+/// ```
+pub fn symbol_names(raw: Option<&str>, address: u64) -> (String, String) {
+    match raw {
+        Some(raw) if raw.starts_with("_ZN") || raw.starts_with("_R") => {
+            match rustc_demangle::try_demangle(raw) {
+                Ok(name) => (format!("{name:#}"), raw.to_owned()),
+                Err(_) => (raw.to_owned(), String::new()),
+            }
+        }
+        Some(raw) if !raw.is_empty() => (raw.to_owned(), String::new()),
+        _ => (format!("{address:#x}"), String::new()),
+    }
+}
+
+/// A build id as pprof spells it: lowercase hex, two digits a byte.
+///
+/// ```
+/// assert_eq!(heapprof_pprof::build_id_hex(&[0x0a, 0xff]), "0aff");
+/// ```
+pub fn build_id_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

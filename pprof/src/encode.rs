@@ -6,7 +6,7 @@ use std::io::Write;
 use flate2::{write::GzEncoder, Compression};
 use prost::Message;
 
-use super::{proto, LabelValue, Profile, ValueType};
+use crate::{proto, LabelValue, Profile, ValueType};
 
 #[derive(Default)]
 struct Strings {

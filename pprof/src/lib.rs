@@ -1,19 +1,53 @@
-//! pprof profiles: a plain model, with a reader and a writer.
+//! The pprof profile format, as a plain Rust model with one reader and one
+//! writer: what heapprof's runtime writes, and what its CLI and reports read.
 //!
-//! [`Profile`] is the profile.proto data with strings resolved and references
-//! turned into indices, so analysis code never sees a string table or an id.
-//! [`Profile::decode`] reads any pprof profile (gzipped or not, from Go,
-//! pprof-rs, heapprof, ...) and rejects malformed ones with an [`Error`]
-//! instead of panicking; [`Profile::encode`] writes one that `go tool pprof`
-//! reads.
+//! ```
+//! use heapprof_pprof::{Profile, Sample, ValueType};
+//!
+//! let mut profile = Profile::default();
+//! profile.sample_types.push(ValueType::new("inuse_space", "bytes"));
+//! profile.samples.push(Sample { values: vec![4096], ..Sample::default() });
+//! let bytes = profile.encode(); // gzipped profile.proto, as go tool pprof reads it
+//! assert_eq!(Profile::decode(&bytes).unwrap().total(0), 4096);
+//! ```
+//!
+//! # Design
+//!
+//! * [`Profile`] is the profile.proto data with strings resolved and
+//!   references turned into indices, so analysis code never sees a string
+//!   table or an id.
+//! * [`Profile::decode`] reads any pprof profile (gzipped or not, from Go,
+//!   pprof-rs, Java, heapprof...) and checks every rule consumers rely on,
+//!   rejecting a malformed or hostile one with an [`Error`] (never a panic),
+//!   within fixed bounds ([`MAX_DECOMPRESSED`], [`MAX_VALUE_SUM`]).
+//! * [`Profile::encode`] writes one that `go tool pprof` reads.
+//! * [`Profile::symbolize_with`] turns addresses into functions with a
+//!   resolver the caller brings, and hides the allocation machinery
+//!   ([`is_machinery`]): one mechanism for symbolizing in the profiled
+//!   process and later from the binary on disk.
+//! * [`write_atomically`] writes a file whole or not at all.
+//!
+//! The generated protobuf types stay in [`proto`]; hand-written code
+//! converts them to and from the model in one place for reading and one for
+//! writing. The crate has no platform code and no allocator code: it builds
+//! and tests anywhere Rust does.
+
+#![warn(missing_docs)]
+#![deny(unsafe_code)]
 
 mod decode;
 mod encode;
+mod error;
+mod file;
+mod machinery;
 pub mod proto;
 mod symbolize;
 
-pub use crate::error::Error;
-pub use symbolize::Frame;
+pub use decode::{MAX_DECOMPRESSED, MAX_VALUE_SUM};
+pub use error::Error;
+pub use file::write_atomically;
+pub use machinery::is_machinery;
+pub use symbolize::{build_id_hex, symbol_names, Frame};
 
 /// What a sample value measures, e.g. `alloc_space` in `bytes`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

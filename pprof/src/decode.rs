@@ -7,7 +7,7 @@ use std::io::Read;
 use flate2::read::MultiGzDecoder;
 use prost::Message;
 
-use super::{
+use crate::{
     proto, Error, Function, Label, LabelValue, Line, Location, Mapping, Profile, Sample, ValueType,
 };
 
@@ -25,7 +25,7 @@ impl Profile {
     /// Reads a pprof profile, gzipped or raw.
     ///
     /// ```
-    /// use heapprof::pprof::{Profile, ValueType};
+    /// use heapprof_pprof::{Profile, ValueType};
     /// let mut p = Profile::default();
     /// p.sample_types.push(ValueType::new("alloc_space", "bytes"));
     /// let back = Profile::decode(&p.encode()).unwrap();
