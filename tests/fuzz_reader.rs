@@ -5,8 +5,9 @@
 //!   duplicates bytes of real profiles, raw and re-gzipped (so that the
 //!   protobuf layer is reached through valid gzip), and decodes each result:
 //!   an error is fine, a panic is not. A panicking input is saved to
-//!   `target/tmp` for the regression corpus `tests/data/fuzz/`, whose every
-//!   file is decoded again on each run.
+//!   `target/tmp` for the regression corpus `tests/data/fuzz/`.
+//! * Every file of that corpus is decoded on each run: `valid-*` files must
+//!   decode, every other one must give an error of one line.
 //! * Hand-made malformed profiles give specific errors.
 
 mod common;
@@ -25,9 +26,9 @@ use prost::Message;
 static ALLOC: heapprof::Profiler = heapprof::Profiler::system();
 
 /// Decodes `bytes`; on a panic, saves the input and fails.
-fn decode_must_not_panic(bytes: &[u8], what: &str) -> bool {
+fn decode_must_not_panic(bytes: &[u8], what: &str) -> Result<Profile, heapprof::Error> {
     match catch_unwind(AssertUnwindSafe(|| Profile::decode(bytes))) {
-        Ok(result) => result.is_ok(),
+        Ok(result) => result,
         Err(_) => {
             let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-crashes");
             std::fs::create_dir_all(&dir).unwrap();
@@ -78,7 +79,7 @@ fn mutated_profiles_never_panic_the_reader() {
             1 => gzip(&raw),
             _ => mutate(&mut rng, &gzip(seed)),
         };
-        if decode_must_not_panic(&input, &format!("mutation {n}")) {
+        if decode_must_not_panic(&input, &format!("mutation {n}")).is_ok() {
             accepted += 1;
         } else {
             rejected += 1;
@@ -92,16 +93,46 @@ fn mutated_profiles_never_panic_the_reader() {
     println!("{iterations} mutations: {accepted} decoded, {rejected} rejected, no panic");
 }
 
+/// At least this many files of each kind are in `tests/data/fuzz/`, so that
+/// an emptied or misplaced corpus fails rather than passes with nothing
+/// checked.
+const MIN_MALFORMED: usize = 39;
+const MIN_VALID: usize = 7;
+
 #[test]
-fn the_regression_corpus_never_panics() {
+fn the_regression_corpus_decodes_as_named() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz");
+    let (mut valid, mut malformed) = (0, 0);
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "md") {
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name == "README.md" || name == "generate.py" {
             continue;
         }
-        decode_must_not_panic(&std::fs::read(&path).unwrap(), &path.display().to_string());
+        let decoded = decode_must_not_panic(&std::fs::read(&path).unwrap(), &name);
+        if name.starts_with("valid-") {
+            if let Err(err) = decoded {
+                panic!("{name}: named valid- but does not decode: {err}");
+            }
+            valid += 1;
+            continue;
+        }
+        let err = match decoded {
+            Ok(_) => panic!("{name}: malformed, but decodes (name it valid- if it is)"),
+            Err(err) => err.to_string(),
+        };
+        assert!(
+            !err.is_empty() && !err.contains(['\n', '\r']),
+            "{name}: the error is not one line: {err:?}"
+        );
+        println!("{name}: {err}");
+        malformed += 1;
     }
+    assert!(
+        valid >= MIN_VALID && malformed >= MIN_MALFORMED,
+        "{} holds {valid} valid and {malformed} malformed inputs; expected at least {MIN_VALID} and {MIN_MALFORMED}",
+        dir.display()
+    );
 }
 
 /// Breaks a valid profile in one specific way.
