@@ -26,7 +26,7 @@ use prost::Message;
 static ALLOC: heapprof::Profiler = heapprof::Profiler::system();
 
 /// Decodes `bytes`; on a panic, saves the input and fails.
-fn decode_must_not_panic(bytes: &[u8], what: &str) -> Result<Profile, heapprof::Error> {
+fn decode_must_not_panic(bytes: &[u8], what: &str) -> Result<Profile, heapprof::pprof::Error> {
     match catch_unwind(AssertUnwindSafe(|| Profile::decode(bytes))) {
         Ok(result) => result,
         Err(_) => {
