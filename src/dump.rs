@@ -115,7 +115,7 @@ fn write(
         return Ok(None);
     }
     let path = free_name(&expand(pattern, SystemTime::now()), tag);
-    crate::write_file(&path, &bytes)?;
+    crate::builder::write_file(&path, &bytes)?;
     Ok(Some(path))
 }
 

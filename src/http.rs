@@ -248,8 +248,8 @@ fn route(target: &str) -> Response {
         },
         "/debug/pprof/heap" => profile_response(Flavour::Heap, "heap", param),
         "/debug/pprof/allocs" => profile_response(Flavour::Allocs, "allocs", param),
-        "/debug/pprof/peak" => match crate::peak_profile_data() {
-            Ok(profile) => encoded(profile, "peak", param("debug")),
+        "/debug/pprof/peak" => match crate::profile(crate::Kind::Peak).build() {
+            Ok(profile) => encoded(profile.into_data(), "peak", param("debug")),
             Err(e) => Response::text(404, format!("{e}\n")),
         },
         "/debug/pprof/symbol" => Response::text(200, "num_symbols: 1\n"),
@@ -316,6 +316,7 @@ fn delta(flavour: Flavour, seconds: u64) -> Result<Profile, Error> {
         flavour,
         Counts::Since(base),
         vec![format!("heapprof: difference over {seconds}s")],
+        crate::symbolize::mode(),
     )?;
     profile.duration_nanos = (seconds * 1_000_000_000) as i64;
     Ok(profile)

@@ -31,6 +31,10 @@
 //! (demangled names, files, lines, inlined frames) with the process's mappings
 //! and build ids. `go tool pprof` reads them as it reads Go's.
 //!
+//! [`profile`] builds any of them from code (`profile(Kind::Heap).build()?`,
+//! then `.encode()`, `.write(path)` or `.data()`); [`heap_profile`],
+//! [`write_heap_profile`] and their siblings are shorthands for it.
+//!
 //! # Around the profiles
 //!
 //! * [`stats()`] and [`measure`]: exact allocation counters (Go's
@@ -75,6 +79,7 @@
 
 mod alloc;
 mod blocks;
+mod builder;
 mod cfi;
 mod config;
 mod counters;
@@ -99,6 +104,7 @@ mod unwind;
 use std::path::Path;
 
 pub use alloc::Profiler;
+pub use builder::{profile, HeapProfile, Kind, ProfileBuilder};
 pub use config::Config;
 pub use error::Error;
 /// The profile format (model, reader, writer): the `heapprof-pprof` crate.
@@ -109,9 +115,6 @@ pub use sampler::DEFAULT_RATE;
 pub use stats::{measure, stats, AllocStats, Stats};
 pub use symbolize::Mode as Symbolize;
 pub use unwind::MAX_DEPTH;
-
-use guard::Guard;
-use profile::Flavour;
 
 /// Sets the mean number of bytes between samples: 0 turns sampling off, 1
 /// records every allocation (exact figures, at a much higher cost).
@@ -143,7 +146,7 @@ pub fn set_sample_seed(seed: u64) {
 }
 
 /// The current heap profile as gzipped pprof bytes, showing in-use space by
-/// default (Go's `heap` profile).
+/// default (Go's `heap` profile): `profile(Kind::Heap).build()?.encode()`.
 ///
 /// ```
 /// let bytes = heapprof::heap_profile().unwrap();
@@ -152,19 +155,19 @@ pub fn set_sample_seed(seed: u64) {
 /// assert_eq!(profile.period_type.unwrap().r#type, "space");
 /// ```
 pub fn heap_profile() -> Result<Vec<u8>, Error> {
-    encode(Flavour::Heap)
+    Ok(profile(Kind::Heap).build()?.encode())
 }
 
 /// The same data as [`heap_profile`], showing allocated space by default
 /// (Go's `allocs` profile).
 pub fn allocs_profile() -> Result<Vec<u8>, Error> {
-    encode(Flavour::Allocs)
+    Ok(profile(Kind::Allocs).build()?.encode())
 }
 
 /// The current heap profile as a [`pprof::Profile`] value, for programs that
 /// inspect it instead of writing it out.
 pub fn heap_profile_data() -> Result<pprof::Profile, Error> {
-    profile::build(Flavour::Heap)
+    Ok(profile(Kind::Heap).build()?.into_data())
 }
 
 /// Writes [`heap_profile`] to `path`. The file is written under a temporary
@@ -175,12 +178,12 @@ pub fn heap_profile_data() -> Result<pprof::Profile, Error> {
 /// # Ok::<(), heapprof::Error>(())
 /// ```
 pub fn write_heap_profile(path: impl AsRef<Path>) -> Result<(), Error> {
-    write_file(path.as_ref(), &heap_profile()?)
+    profile(Kind::Heap).build()?.write(path)
 }
 
 /// Writes [`allocs_profile`] to `path`, like [`write_heap_profile`].
 pub fn write_allocs_profile(path: impl AsRef<Path>) -> Result<(), Error> {
-    write_file(path.as_ref(), &allocs_profile()?)
+    profile(Kind::Allocs).build()?.write(path)
 }
 
 /// The in-use heap profile at the high-water mark of live bytes, as gzipped
@@ -208,50 +211,10 @@ pub fn write_allocs_profile(path: impl AsRef<Path>) -> Result<(), Error> {
 /// assert!(inuse >= 8 << 20); // the 8 MiB buffer, freed since, was live at the peak
 /// ```
 pub fn peak_profile() -> Result<Vec<u8>, Error> {
-    let profile = peak_profile_data()?;
-    let _guard = Guard::enter();
-    Ok(profile.encode())
+    Ok(profile(Kind::Peak).build()?.encode())
 }
 
 /// Writes [`peak_profile`] to `path`, like [`write_heap_profile`].
 pub fn write_peak_profile(path: impl AsRef<Path>) -> Result<(), Error> {
-    write_file(path.as_ref(), &peak_profile()?)
-}
-
-fn peak_profile_data() -> Result<pprof::Profile, Error> {
-    if !peak::tracking() {
-        return Err(Error::NoPeak(
-            "peak tracking is off (turn it on with Config::peak or HEAPPROF=peak=1)",
-        ));
-    }
-    let recorded = peak::recorded().ok_or(Error::NoPeak(
-        "live bytes have not reached 64 KiB since peak tracking began",
-    ))?;
-    profile::build_with(
-        Flavour::Heap,
-        profile::Counts::Recorded(recorded.buckets, recorded.time),
-        vec![format!(
-            "heapprof: in-use profile at the peak of live heap: {} bytes",
-            recorded.live_bytes
-        )],
-    )
-}
-
-fn encode(flavour: Flavour) -> Result<Vec<u8>, Error> {
-    let profile = profile::build(flavour)?;
-    let _guard = Guard::enter();
-    Ok(profile.encode())
-}
-
-/// Writes `bytes` to `path` whole or not at all (see
-/// [`pprof::write_atomically`]), with the reentrancy guard held: the
-/// profiler's own file writes are not the program's allocations.
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let _guard = Guard::enter();
-    pprof::write_atomically(path, |out| {
-        out.write_all(bytes).map_err(|e| Error::Io {
-            path: path.to_owned(),
-            source: e,
-        })
-    })
+    profile(Kind::Peak).build()?.write(path)
 }

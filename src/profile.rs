@@ -39,21 +39,23 @@ pub(crate) enum Counts {
     Since(Vec<table::Bucket>),
 }
 
-/// Builds the current heap profile.
+/// Builds the current heap profile, symbolized as configured.
+#[cfg(feature = "http")]
 pub(crate) fn build(flavour: Flavour) -> Result<Profile, Error> {
-    build_with(flavour, Counts::Current, Vec::new())
+    build_with(flavour, Counts::Current, Vec::new(), symbolize::mode())
 }
 
 /// Builds a heap profile of `counts`, with `comments`, symbolized in
-/// process unless symbolization is set to offline.
+/// process unless `mode` says offline.
 pub(crate) fn build_with(
     flavour: Flavour,
     counts: Counts,
     comments: Vec<String>,
+    mode: symbolize::Mode,
 ) -> Result<Profile, Error> {
     let _guard = Guard::enter();
     let raw = build_raw(flavour, counts, comments)?;
-    Ok(match symbolize::mode() {
+    Ok(match mode {
         symbolize::Mode::InProcess => {
             let mut resolver = symbolize::resolver();
             raw.symbolize_with(|location, _| resolver.resolve(location.address as usize + 1))
