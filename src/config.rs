@@ -119,7 +119,7 @@ impl Config {
     /// cannot listen; what was started before the error stays started.
     pub fn start(&self) -> Result<(), Error> {
         if let Some(rate) = self.rate {
-            crate::set_sample_rate(rate);
+            crate::sampler::set_rate(rate as u64);
         }
         if let Some(mode) = self.symbolize {
             crate::symbolize::set_mode(mode);
@@ -163,7 +163,7 @@ impl Config {
                 let rate = parse_bytes(value).ok_or_else(|| {
                     bad(
                         "a number of bytes such as 524288 or 512k",
-                        &format!("keeping the rate at {}", crate::sample_rate()),
+                        &format!("keeping the rate at {}", crate::sampler::rate()),
                     )
                 })?;
                 self.rate = Some(rate);
@@ -281,7 +281,7 @@ impl fmt::Display for Config {
 
 #[cfg(feature = "http")]
 fn start_http(addr: &str) -> Result<(), Error> {
-    crate::serve(addr).map(drop)
+    crate::http::serve(addr).map(drop)
 }
 
 #[cfg(not(feature = "http"))]

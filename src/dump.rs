@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::builder::{self, Kind};
 use crate::guard::Guard;
 use crate::Error;
 
@@ -48,7 +49,7 @@ pub(crate) fn start(
                 let _guard = Guard::enter();
                 while !EXITING.load(Ordering::Acquire) {
                     std::thread::sleep(interval);
-                    report(write(&pattern, None, crate::heap_profile, true));
+                    report(write(&pattern, None, encoded(Kind::Heap), true));
                 }
             })
             .map_err(|e| Error::Config(format!("dump: cannot start its thread: {e}")))?;
@@ -79,13 +80,13 @@ extern "C" fn at_exit() {
     let plan = AT_EXIT.lock().unwrap_or_else(|p| p.into_inner()).take();
     let Some(plan) = plan else { return };
     if plan.heap {
-        report(write(&plan.pattern, None, crate::heap_profile, false));
+        report(write(&plan.pattern, None, encoded(Kind::Heap), false));
     }
     if plan.peak {
         report(write(
             &plan.pattern,
             Some("peak"),
-            crate::peak_profile,
+            encoded(Kind::Peak),
             false,
         ));
     }
@@ -103,7 +104,7 @@ fn report(result: Result<Option<PathBuf>, Error>) {
 fn write(
     pattern: &str,
     tag: Option<&str>,
-    make: fn() -> Result<Vec<u8>, Error>,
+    make: impl FnOnce() -> Result<Vec<u8>, Error>,
     interval_dump: bool,
 ) -> Result<Option<PathBuf>, Error> {
     if interval_dump && EXITING.load(Ordering::Acquire) {
@@ -115,8 +116,13 @@ fn write(
         return Ok(None);
     }
     let path = free_name(&expand(pattern, SystemTime::now()), tag);
-    crate::builder::write_file(&path, &bytes)?;
+    builder::write_file(&path, &bytes)?;
     Ok(Some(path))
+}
+
+/// Makes a profile of `kind`, encoded, when called.
+fn encoded(kind: Kind) -> impl FnOnce() -> Result<Vec<u8>, Error> {
+    move || Ok(builder::profile(kind).build()?.encode())
 }
 
 /// A pattern is good if its directory exists.

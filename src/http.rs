@@ -13,6 +13,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::builder::{self, Kind};
 use crate::guard::Guard;
 use crate::pprof::Profile;
 use crate::profile::{self, Counts, Flavour};
@@ -248,7 +249,7 @@ fn route(target: &str) -> Response {
         },
         "/debug/pprof/heap" => profile_response(Flavour::Heap, "heap", param),
         "/debug/pprof/allocs" => profile_response(Flavour::Allocs, "allocs", param),
-        "/debug/pprof/peak" => match crate::profile(crate::Kind::Peak).build() {
+        "/debug/pprof/peak" => match builder::profile(Kind::Peak).build() {
             Ok(profile) => encoded(profile.into_data(), "peak", param("debug")),
             Err(e) => Response::text(404, format!("{e}\n")),
         },
@@ -393,7 +394,7 @@ fn legacy_text(profile: &Profile) -> String {
 
 /// The exact counters, one per line.
 fn mem_page() -> String {
-    let s = crate::stats();
+    let s = crate::stats::stats();
     let mut out = String::from("heapprof stats (exact, from the allocator's counters)\n");
     for (name, v) in [
         ("live_bytes", s.live_bytes),
@@ -405,7 +406,7 @@ fn mem_page() -> String {
         ("frees", s.frees),
         ("resident_bytes", s.resident_bytes),
         ("virtual_bytes", s.virtual_bytes),
-        ("sample_rate", crate::sample_rate() as u64),
+        ("sample_rate", crate::sampler::rate()),
     ] {
         let _ = writeln!(out, "{name:<16} {v}");
     }
