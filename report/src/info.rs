@@ -97,6 +97,46 @@ fn format_time(nanos: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use heapprof::pprof::{Mapping, ValueType};
+
+    use crate::testing::profile;
+
+    #[test]
+    fn summarises_types_totals_time_and_counts() {
+        let mut profile = profile(
+            &["alloc_space", "inuse_space"],
+            &[("main;a", &[1024, 512]), ("main;b", &[512, 0])],
+        );
+        profile.period_type = Some(ValueType::new("space", "bytes"));
+        profile.period = 524_288;
+        profile.time_nanos = 1_795_384_800 * 1_000_000_000;
+        profile.duration_nanos = 1_500_000_000;
+        profile.mappings.push(Mapping {
+            filename: "/bin/app".into(),
+            ..Mapping::default()
+        });
+        profile.comments.push("a note".into());
+        let options = super::Options {
+            name: Some("heap.pb.gz".into()),
+        };
+        let mut out = Vec::new();
+        super::write(&options, &profile, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "File: heap.pb.gz
+Sample types:
+  0: alloc_space/bytes  total 1.50kB (1536)
+  1: inuse_space/bytes  total 512B (512)  (default)
+Period: 524288 space/bytes
+Time: 2026-11-22 22:00:00 UTC (Unix ns 1795384800000000000)
+Duration: 1.500s
+Counts: 2 samples, 3 locations, 3 functions, 1 mappings
+Main binary: /bin/app (build id none)
+Comment: a note
+"
+        );
+    }
+
     #[test]
     fn formats_civil_time() {
         assert_eq!(super::format_time(0), "1970-01-01 00:00:00 UTC");

@@ -1,6 +1,6 @@
 //! A profile seen as weighted stacks of function frames for one sample type,
-//! after pprof's filters: `--focus` keeps samples with a matching frame,
-//! `--ignore` drops them, `--hide` removes matching frames but keeps the
+//! after pprof's filters: focus keeps samples with a matching frame,
+//! ignore drops them, hide removes matching frames but keeps the
 //! sample. Every report (top, folded, flamegraph, diff) starts here.
 //!
 //! Functions are interned once into [`Names`] as dense ids (one per name and

@@ -147,7 +147,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A `--binary` that matches no mapping is a mistake worth stopping for:
+/// A binary given that matches no mapping is a mistake worth stopping for:
 /// most often the binary was rebuilt since the profile was written.
 fn check_main_binary(
     profile: &Profile,
@@ -188,7 +188,7 @@ fn resolver_for(index: usize, mapping: &Mapping, candidates: &[Candidate]) -> Op
         .collect();
     let matching: Vec<&Candidate> = if mapping.build_id.is_empty() {
         // Without a build id, only the main binary can be told apart: it is
-        // the first mapping, and the first --binary is meant for it.
+        // the first mapping, and the first binary given is meant for it.
         match index {
             0 => all.into_iter().take(1).collect(),
             _ => own.iter().collect(),

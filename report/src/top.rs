@@ -131,3 +131,89 @@ pub(crate) fn write_table(unit: &str, top: &Top, out: &mut dyn Write) -> Result<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use heapprof::pprof::Mapping;
+
+    use super::*;
+    use crate::testing::profile;
+
+    fn held() -> Profile {
+        let mut profile = profile(
+            &["alloc_objects", "inuse_space"],
+            &[
+                ("main;insert", &[3, 3 << 20]),
+                ("main;parse", &[9, 1 << 20]),
+            ],
+        );
+        profile.mappings.push(Mapping {
+            filename: "/srv/bin/app".into(),
+            build_id: "ab12".into(),
+            ..Mapping::default()
+        });
+        profile
+    }
+
+    fn top(options: &Options) -> String {
+        let mut out = Vec::new();
+        write(options, &held(), &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_table_names_the_binary_and_sorts_by_flat_or_cum() {
+        let options = Options {
+            selection: Selection {
+                sample_index: Some("alloc_objects".into()),
+                ..Selection::default()
+            },
+            graph: graph::Options {
+                cum_sort: true,
+                node_count: 2,
+                ..graph::Options::default()
+            },
+            ..Options::default()
+        };
+        assert_eq!(
+            top(&options),
+            "File: app
+Build ID: ab12
+Type: alloc_objects
+Showing nodes accounting for 9, 75.00% of 12 total
+Showing top 2 nodes out of 3
+      flat  flat%   sum%        cum   cum%
+         0     0%     0%         12   100%  main
+         9 75.00% 75.00%          9 75.00%  parse
+"
+        );
+    }
+
+    #[test]
+    fn json_has_raw_values_and_unrounded_percentages() {
+        let options = Options {
+            format: Format::Json,
+            ..Options::default()
+        };
+        let json: serde_json::Value = serde_json::from_str(&top(&options)).unwrap();
+        assert_eq!(json["sample_type"], "inuse_space");
+        assert_eq!(json["unit"], "bytes");
+        assert_eq!(json["total"], 4 << 20);
+        assert_eq!(json["dropped_nodes"], 0);
+        let rows = json["rows"].as_array().unwrap();
+        let row = |i: usize, key: &str| rows[i][key].clone();
+        assert_eq!(
+            (row(0, "name"), row(0, "file")),
+            ("insert".into(), "insert.rs".into())
+        );
+        assert_eq!(
+            (row(0, "flat"), row(0, "flat_percent")),
+            (3_145_728.into(), 75.0.into())
+        );
+        assert_eq!(
+            (row(1, "sum_percent"), row(2, "cum_percent")),
+            (100.0.into(), 100.0.into())
+        );
+        assert_eq!(rows.len(), 3);
+    }
+}
