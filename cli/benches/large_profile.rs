@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use heapprof::pprof::{Function, Label, LabelValue, Line, Location, Profile, Sample, ValueType};
+use heapprof_pprof::{Function, Label, LabelValue, Line, Location, Profile, Sample, ValueType};
 
 const SAMPLES: usize = 300_000;
 const LOCATIONS: usize = 30_000;

@@ -49,7 +49,7 @@ pub enum Command {
 }
 
 /// Choosing the sample type and filtering samples; shared by the reports.
-#[derive(Debug, Args, Clone, Default)]
+#[derive(Debug, Args)]
 pub struct Selection {
     /// Sample type to report, by name (e.g. alloc_space, inuse_objects) or index; default: the profile's default.
     #[arg(long, short = 'i', value_name = "NAME|N")]
@@ -63,6 +63,18 @@ pub struct Selection {
     /// Remove functions matching this regex from stacks (their samples stay).
     #[arg(long, value_name = "REGEX")]
     pub hide: Option<String>,
+}
+
+impl Selection {
+    /// The flags as plain values, for [`crate::load`].
+    pub fn flags(&self) -> crate::load::Flags<'_> {
+        crate::load::Flags {
+            sample_index: self.sample_index.as_deref(),
+            focus: self.focus.as_deref(),
+            ignore: self.ignore.as_deref(),
+            hide: self.hide.as_deref(),
+        }
+    }
 }
 
 /// `heapprof top`.
@@ -105,7 +117,7 @@ pub struct FlamegraphArgs {
     /// Leave out frames narrower than this many pixels (of 1200). Lower keeps
     /// more detail for zooming into the SVG, at the cost of its size: 0.1 can
     /// make a large profile's SVG tens of MB.
-    #[arg(long, default_value_t = crate::flamegraph::DEFAULT_MIN_WIDTH, value_name = "PIXELS")]
+    #[arg(long, default_value_t = heapprof_report::flamegraph::DEFAULT_MIN_WIDTH, value_name = "PIXELS")]
     pub min_width: f64,
 }
 

@@ -1,7 +1,8 @@
 //! `heapprof demo`: the whole product in one command. A built-in workload
 //! runs in this process under heapprof's own allocator (installed in
 //! `main.rs`); the demo writes `heap.pb.gz` and `flamegraph.svg` and prints
-//! the in-use top table.
+//! the in-use top table, through the same report views as the other
+//! subcommands.
 //!
 //! The workload is a small "search service" with a known memory story: an
 //! index and a document store that stay, a response cache that leaks
@@ -12,11 +13,11 @@ use std::hint::black_box;
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use heapprof::pprof::Profile;
+use heapprof_pprof::Profile;
+use heapprof_report::{flamegraph, graph, top};
 
 use crate::args::DemoArgs;
-use crate::graph::{self, TopOptions};
-use crate::{flamegraph, stacks, top};
+use crate::output;
 
 /// Documents the service keeps.
 const DOCUMENTS: usize = 20_000;
@@ -24,7 +25,7 @@ const DOCUMENTS: usize = 20_000;
 const REQUESTS: usize = 60_000;
 
 /// Runs `heapprof demo`.
-pub fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<()> {
+pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<()> {
     heapprof::set_sample_rate(args.rate);
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
@@ -41,34 +42,23 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<()> {
     let heap_path = args.out.join("heap.pb.gz");
     let cost = symbolization_cost(&heap_path)?;
     let profile = Profile::decode(&std::fs::read(&heap_path)?)?;
-    let index_of = profile.default_sample_index();
-    let mut names = stacks::Names::default();
-    let all = stacks::stacks(&profile, index_of, &stacks::Filters::default(), &mut names);
     let svg_path = args.out.join("flamegraph.svg");
-    let look = flamegraph::Look {
-        title: "heapprof demo: in-use space",
-        icicle: false,
-        min_width: flamegraph::DEFAULT_MIN_WIDTH,
+    let mut svg = Vec::new();
+    let look = flamegraph::Options {
+        title: Some("heapprof demo: in-use space".to_owned()),
+        ..flamegraph::Options::default()
     };
-    flamegraph::write_svg(
-        &all,
-        &names,
-        &profile.sample_types[index_of],
-        &look,
-        &svg_path,
-    )?;
+    flamegraph::write(&look, &profile, &mut svg)?;
+    output::write_atomically(&svg_path, |w| Ok(w.write_all(&svg)?))?;
 
-    let table = graph::top(
-        &all,
-        &names,
-        graph::total(&all),
-        &TopOptions {
+    let table = top::Options {
+        graph: graph::Options {
             node_count: 10,
-            ..TopOptions::default()
+            ..graph::Options::default()
         },
-    );
-    top::write_header(&profile, index_of, out)?;
-    top::write_table(&profile.sample_types[index_of].unit, &table, out)?;
+        ..top::Options::default()
+    };
+    top::write(&table, &profile, out)?;
     writeln!(out)?;
     writeln!(
         out,

@@ -1,99 +1,18 @@
-//! `heapprof info`: what a profile holds, at a glance.
+//! `heapprof info`: flags onto [`heapprof_report::info`].
 
 use std::io::Write;
 
 use anyhow::Result;
+use heapprof_report::info;
 
 use crate::args::InfoArgs;
 use crate::load;
-use crate::units::Formatter;
 
 /// Runs `heapprof info`.
-pub fn run(args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
+pub fn run(args: &InfoArgs, out: &mut impl Write) -> Result<()> {
     let profile = load::profile(&args.profile)?;
-    writeln!(out, "File: {}", args.profile.display())?;
-    let default = profile.default_sample_index();
-    writeln!(out, "Sample types:")?;
-    for (i, t) in profile.sample_types.iter().enumerate() {
-        let total = profile.total(i);
-        let shown = Formatter::for_range(&t.unit, total, total).format(total);
-        let marker = if i == default { "  (default)" } else { "" };
-        writeln!(
-            out,
-            "  {i}: {}/{}  total {shown} ({total}){marker}",
-            t.r#type, t.unit
-        )?;
-    }
-    match &profile.period_type {
-        Some(p) => writeln!(out, "Period: {} {}/{}", profile.period, p.r#type, p.unit)?,
-        None => writeln!(out, "Period: {}", profile.period)?,
-    }
-    if profile.time_nanos != 0 {
-        writeln!(
-            out,
-            "Time: {} (Unix ns {})",
-            format_time(profile.time_nanos),
-            profile.time_nanos
-        )?;
-    }
-    if profile.duration_nanos != 0 {
-        writeln!(out, "Duration: {:.3}s", profile.duration_nanos as f64 / 1e9)?;
-    }
-    writeln!(
-        out,
-        "Counts: {} samples, {} locations, {} functions, {} mappings",
-        profile.samples.len(),
-        profile.locations.len(),
-        profile.functions.len(),
-        profile.mappings.len()
-    )?;
-    if let Some(main) = profile.mappings.first() {
-        writeln!(
-            out,
-            "Main binary: {} (build id {})",
-            main.filename,
-            if main.build_id.is_empty() {
-                "none"
-            } else {
-                &main.build_id
-            }
-        )?;
-    }
-    for comment in &profile.comments {
-        writeln!(out, "Comment: {comment}")?;
-    }
-    Ok(())
-}
-
-/// Unix nanoseconds as `YYYY-MM-DD HH:MM:SS UTC` (civil-from-days, no deps).
-fn format_time(nanos: i64) -> String {
-    let secs = nanos.div_euclid(1_000_000_000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn formats_civil_time() {
-        assert_eq!(super::format_time(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(
-            super::format_time(1_795_384_800 * 1_000_000_000),
-            "2026-11-22 22:00:00 UTC"
-        );
-    }
+    let options = info::Options {
+        name: Some(args.profile.display().to_string()),
+    };
+    Ok(info::write(&options, profile, out)?)
 }

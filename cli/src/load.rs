@@ -1,13 +1,12 @@
-//! Reading profiles and turning a `Selection` into stacks.
+//! What the subcommands share: reading a profile, the report's selection
+//! from the sample-type and filter flags, and errors that name their file.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use heapprof::pprof::Profile;
+use heapprof_pprof::Profile;
+use heapprof_report::{Error, Filters, Selection};
 use regex::Regex;
-
-use crate::args::Selection;
-use crate::stacks::{self, Filters, Names, Stack};
 
 /// Reads and decodes the profile at `path`; errors name the file.
 ///
@@ -21,69 +20,76 @@ pub fn profile(path: &Path) -> Result<&'static Profile> {
     Ok(Box::leak(Box::new(profile)))
 }
 
-/// The sample type index chosen by `selection` (or the profile's default);
-/// errors name `path`.
-pub fn sample_index(path: &Path, profile: &Profile, selection: &Selection) -> Result<usize> {
-    if profile.sample_types.is_empty() {
-        anyhow::bail!("{}: the profile has no sample types", path.display());
-    }
-    match &selection.sample_index {
-        Some(name) => Ok(profile
-            .sample_index(name)
-            .with_context(|| format!("{}", path.display()))?),
-        None => Ok(profile.default_sample_index()),
-    }
+/// The sample-type and filter flags that every report takes, as given.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Flags<'a> {
+    /// A sample type name or index; `None` for the profile's default.
+    pub sample_index: Option<&'a str>,
+    /// The --focus regexp.
+    pub focus: Option<&'a str>,
+    /// The --ignore regexp.
+    pub ignore: Option<&'a str>,
+    /// The --hide regexp.
+    pub hide: Option<&'a str>,
 }
 
-/// The compiled filters of `selection`.
-pub fn filters(selection: &Selection) -> Result<Filters> {
-    let compile = |flag: &str, re: &Option<String>| {
-        re.as_deref()
-            .map(|re| {
-                Regex::new(re).map_err(|e| {
-                    // regex draws a caret under the pattern over several
-                    // lines; its last line says what is wrong.
-                    let message = e.to_string();
-                    let cause = message.lines().last().unwrap_or_default();
-                    anyhow::anyhow!(
-                        "--{flag} {re:?} is not a valid regex: {}",
-                        cause.trim_start_matches("error: ")
-                    )
-                })
+/// The report's selection for `flags`, checked against `profile` read
+/// from `path`.
+pub fn selection(path: &Path, profile: &Profile, flags: Flags) -> Result<Selection> {
+    let mut selection = Selection {
+        sample_index: flags.sample_index.map(str::to_owned),
+        filters: Filters::default(),
+    };
+    // A bad sample type is reported before a bad regexp, as it always was.
+    in_file(path, selection.index_in(profile))?;
+    selection.filters = filters(flags)?;
+    Ok(selection)
+}
+
+/// The compiled regexps of `flags`; errors name the flag.
+pub fn filters(flags: Flags) -> Result<Filters> {
+    let compile = |flag: &str, re: Option<&str>| {
+        re.map(|re| {
+            Regex::new(re).map_err(|e| {
+                // regex draws a caret under the pattern over several
+                // lines; its last line says what is wrong.
+                let message = e.to_string();
+                let cause = message.lines().last().unwrap_or_default();
+                anyhow::anyhow!(
+                    "--{flag} {re:?} is not a valid regex: {}",
+                    cause.trim_start_matches("error: ")
+                )
             })
-            .transpose()
+        })
+        .transpose()
     };
     Ok(Filters {
-        focus: compile("focus", &selection.focus)?,
-        ignore: compile("ignore", &selection.ignore)?,
-        hide: compile("hide", &selection.hide)?,
+        focus: compile("focus", flags.focus)?,
+        ignore: compile("ignore", flags.ignore)?,
+        hide: compile("hide", flags.hide)?,
     })
 }
 
-/// A profile's stacks for one sample type, after the selection's filters.
-pub struct Selected {
-    /// The sample type index used.
-    pub index: usize,
-    /// The filtered stacks.
-    pub stacks: Vec<Stack>,
-    /// Sum of |value| over all samples before filtering: as in pprof,
-    /// percentages stay relative to the whole profile under --focus.
-    pub total: i64,
+/// A view's `result`, with an error about the profile's content prefixed
+/// with the file it came from.
+pub fn in_file<T>(path: &Path, result: Result<T, Error>) -> Result<T> {
+    result.map_err(|e| named(path, e))
 }
 
-/// The filtered stacks of `profile` (read from `path`) for `selection`, with
-/// functions interned in `names`.
-pub fn stacks<'p>(
-    path: &Path,
-    profile: &'p Profile,
-    selection: &Selection,
-    names: &mut Names<'p>,
-) -> Result<Selected> {
-    let index = sample_index(path, profile, selection)?;
-    let filters = filters(selection)?;
-    Ok(Selected {
-        index,
-        stacks: stacks::stacks(profile, index, &filters, names),
-        total: profile.samples.iter().map(|s| s.values[index].abs()).sum(),
+/// [`in_file`] for a diff's two profiles.
+pub fn in_files<T>(base: &Path, new: &Path, result: Result<T, Error>) -> Result<T> {
+    result.map_err(|e| match e {
+        Error::Base(e) => named(base, *e),
+        Error::New(e) => named(new, *e),
+        e => e.into(),
     })
+}
+
+fn named(path: &Path, e: Error) -> anyhow::Error {
+    match e {
+        Error::NoSampleTypes | Error::SampleType(_) => {
+            anyhow::Error::new(e).context(format!("{}", path.display()))
+        }
+        e => e.into(),
+    }
 }

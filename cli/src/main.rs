@@ -1,20 +1,18 @@
 //! The `heapprof` command: thin glue from arguments to the subcommand
-//! modules, and errors to one line on stderr with a non-zero exit.
+//! modules, and errors to one line on stderr with a non-zero exit. The
+//! subcommands map flags onto the views of `heapprof_report`, where all the
+//! analysis lives; none of them uses another.
 
 mod args;
 mod demo;
 mod diff;
-mod fasthash;
 mod flamegraph;
 mod folded;
-mod graph;
 mod info;
 mod load;
 mod output;
-mod stacks;
 mod symbolize;
 mod top;
-mod units;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -80,7 +78,14 @@ fn one_line(message: &str) -> String {
 /// `heapprof folded x | head` closing the pipe early is not an error.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        let io = c.downcast_ref::<std::io::Error>().or_else(|| {
+            // The report's write errors are transparent: the chain skips
+            // the io::Error inside.
+            match c.downcast_ref::<heapprof_report::Error>() {
+                Some(heapprof_report::Error::Io(io)) => Some(io),
+                _ => None,
+            }
+        });
+        io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }

@@ -3,7 +3,8 @@
 //! function of a stack once, nodes whose |cum| is under the node fraction of
 //! the total are dropped and the figures recomputed without them (a sample
 //! whose leaf was dropped then counts in no row's flat), then the top N are
-//! kept the same way.
+//! kept the same way. [`top`] computes the table; [`crate::top`] and
+//! [`crate::diff`] print it.
 
 use crate::fasthash::IdMap;
 use crate::stacks::{Names, Stack};
@@ -38,9 +39,9 @@ impl Node<'_> {
     }
 }
 
-/// Options of a top table.
+/// How a top table is cut and sorted.
 #[derive(Clone, Debug)]
-pub struct TopOptions {
+pub struct Options {
     /// Drop nodes whose |cum| is below this fraction of the total (pprof: 0.005).
     pub node_fraction: f64,
     /// Ignore call edges lighter than this fraction when labelling inlined
@@ -52,9 +53,9 @@ pub struct TopOptions {
     pub cum_sort: bool,
 }
 
-impl Default for TopOptions {
+impl Default for Options {
     fn default() -> Self {
-        TopOptions {
+        Options {
             node_fraction: 0.005,
             edge_fraction: 0.001,
             node_count: 0,
@@ -83,7 +84,7 @@ pub struct Top<'p> {
 /// Builds the top table of `stacks` (functions interned in `names`), with
 /// percentages of `total` (pprof: the sum of |value| over the whole
 /// profile, filtered or not; see [`total`]).
-pub fn top<'p>(stacks: &[Stack], names: &Names<'p>, total: i64, options: &TopOptions) -> Top<'p> {
+pub fn top<'p>(stacks: &[Stack], names: &Names<'p>, total: i64, options: &Options) -> Top<'p> {
     let functions = names.len();
     let mut graph = Graph::build(stacks, functions, None, false);
     let signed_total: i64 = graph.flat.iter().sum();
@@ -281,7 +282,7 @@ mod tests {
                 (&["rec", "main"], 5),
             ],
         );
-        let top = top(&stacks, &names, total(&stacks), &TopOptions::default());
+        let top = top(&stacks, &names, total(&stacks), &Options::default());
         let rec = top.nodes.iter().find(|n| n.name == "rec").unwrap();
         assert_eq!((rec.flat, rec.cum), (5, 15));
         assert_eq!(top.total, 15);
@@ -299,7 +300,7 @@ mod tests {
                 (&["big", "main"], 947),
             ],
         );
-        let top = top(&stacks, &names, total(&stacks), &TopOptions::default());
+        let top = top(&stacks, &names, total(&stacks), &Options::default());
         // The cutoff is 0.5% of 1000 = 5: "tiny" (cum 3) goes, and its 3
         // stay in its callers' cum but in nobody's flat (pprof's rule).
         assert_eq!((top.dropped, top.cutoff_label), (1, 5));

@@ -1,0 +1,360 @@
+//! Where memory grew between two profiles of one program: NEW minus BASE.
+//! The top table of the difference (what `go tool pprof -top -base BASE
+//! NEW` shows), its differential folded stacks (`stack base new`), or a
+//! differential flamegraph in which growth is red and shrinkage blue.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use heapprof_pprof::{Location, Profile};
+use inferno::flamegraph::color::{BasicPalette, Palette};
+
+use crate::fasthash::IdMap;
+use crate::graph;
+use crate::stacks::{self, Frame, Names, Selection, Stack};
+use crate::{flamegraph, folded, top, Error};
+
+/// What [`write()`] prints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// The top table of NEW minus BASE, as `go tool pprof -top -base`.
+    #[default]
+    Top,
+    /// inferno's differential folded stacks, `stack base new` per line,
+    /// sorted.
+    Folded,
+    /// A differential flamegraph (SVG): NEW's stacks, growth red, shrinkage
+    /// blue.
+    Flamegraph,
+}
+
+/// Options of a diff.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The sample type (chosen in NEW, found by name in BASE) and filters
+    /// (applied to both).
+    pub selection: Selection,
+    /// Which rows of the table, in which order.
+    pub graph: graph::Options,
+    /// Table, folded stacks or flamegraph.
+    pub format: Format,
+}
+
+/// Writes the difference NEW minus BASE. Errors about either profile's
+/// sample types come as [`Error::Base`] or [`Error::New`].
+pub fn write(
+    options: &Options,
+    base: &Profile,
+    new: &Profile,
+    out: &mut impl Write,
+) -> Result<(), Error> {
+    let (base_index, new_index) = sample_indices(&options.selection, base, new)?;
+    let sample_type = &new.sample_types[new_index];
+    let by_name = options.selection.with_sample_type(&sample_type.r#type);
+    // One name table for both, so that a function has one id in both.
+    let mut names = Names::default();
+    let base_stacks = stacks::select(base, &by_name, &mut names)
+        .map_err(in_base)?
+        .stacks;
+    let new_stacks = stacks::select(new, &by_name, &mut names)
+        .map_err(in_new)?
+        .stacks;
+    if options.format == Format::Top {
+        let changed = difference(&base_stacks, &new_stacks);
+        // Percentages are of the whole difference, before filters.
+        let total = merged_total(base, base_index, new, new_index);
+        let table = graph::top(&changed, &names, total, &options.graph);
+        writeln!(out, "Type: {} (new - base)", sample_type.r#type)?;
+        return top::write_table(&sample_type.unit, &table, out);
+    }
+    let mut compared = Vec::new();
+    inferno::differential::from_readers(
+        inferno::differential::Options::default(),
+        folded::lines(&base_stacks, &names).join("\n").as_bytes(),
+        folded::lines(&new_stacks, &names).join("\n").as_bytes(),
+        &mut compared,
+    )
+    .map_err(Error::Compare)?;
+    let compared = String::from_utf8(compared)
+        .map_err(|e| Error::Compare(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+    // inferno writes them in hash order.
+    let mut lines: Vec<String> = compared.lines().map(str::to_owned).collect();
+    lines.sort_unstable();
+    if options.format == Format::Folded {
+        for line in &lines {
+            writeln!(out, "{line}")?;
+        }
+        return Ok(());
+    }
+    if lines.is_empty() {
+        return Err(Error::NothingToCompare {
+            sample_type: sample_type.r#type.clone(),
+        });
+    }
+    let title = format!(
+        "{}: growth from base (red) and shrinkage (blue)",
+        sample_type.r#type
+    );
+    let mut inferno =
+        flamegraph::inferno_options(sample_type, title, &flamegraph::Options::default());
+    inferno.colors = Palette::Basic(BasicPalette::Hot);
+    flamegraph::render(&mut inferno, &lines, out)
+}
+
+/// The sample type indices (in BASE, in NEW) that a diff with `selection`
+/// shows: the selection's in NEW, the one of the same name in BASE.
+pub fn sample_indices(
+    selection: &Selection,
+    base: &Profile,
+    new: &Profile,
+) -> Result<(usize, usize), Error> {
+    let new_index = selection.index_in(new).map_err(in_new)?;
+    let name = &new.sample_types[new_index].r#type;
+    let base_index = selection
+        .with_sample_type(name)
+        .index_in(base)
+        .map_err(in_base)?;
+    Ok((base_index, new_index))
+}
+
+fn in_base(e: Error) -> Error {
+    Error::Base(Box::new(e))
+}
+
+fn in_new(e: Error) -> Error {
+    Error::New(Box::new(e))
+}
+
+/// The total that percentages of a diff are of, as pprof computes it: the
+/// two profiles merged as `-base` merges them (BASE negated; samples are the
+/// same if their locations and labels are, a location being its address in
+/// its mapping and its lines), then the sum of |value| over the merged
+/// samples. Unfiltered: filters do not change it. Samples that differ only
+/// by a label (Go's object size) or by an address in the same function stay
+/// apart, so this is not the sum over the merged stacks.
+fn merged_total(base: &Profile, base_index: usize, new: &Profile, new_index: usize) -> i64 {
+    let mut locations: IdMap<LocationKey, u32> = IdMap::default();
+    let mut merged: IdMap<(Vec<u32>, Vec<String>), i64> = IdMap::default();
+    for (profile, index, sign) in [(base, base_index, -1), (new, new_index, 1)] {
+        let ids: Vec<u32> = profile
+            .locations
+            .iter()
+            .map(|location| {
+                let key = LocationKey::of(profile, location);
+                let next = locations.len() as u32;
+                *locations.entry(key).or_insert(next)
+            })
+            .collect();
+        for sample in &profile.samples {
+            let mut labels: Vec<String> = sample
+                .labels
+                .iter()
+                .map(|l| format!("{}={:?}", l.key, l.value))
+                .collect();
+            labels.sort_unstable();
+            let key = (sample.locations.iter().map(|&l| ids[l]).collect(), labels);
+            *merged.entry(key).or_default() += sign * sample.values[index];
+        }
+    }
+    merged.values().map(|v| v.abs()).sum()
+}
+
+/// What makes two locations of two profiles the same one for pprof's merge.
+#[derive(Hash, PartialEq, Eq)]
+struct LocationKey {
+    /// (size, file offset, build id or else file name) of the mapping.
+    mapping: Option<(u64, u64, String)>,
+    /// The address, relative to the mapping's start when there is one.
+    address: u64,
+    /// (function name, system name, file, start line, line) per line.
+    lines: Vec<(String, String, String, i64, i64)>,
+    folded: bool,
+}
+
+impl LocationKey {
+    fn of(profile: &Profile, location: &Location) -> LocationKey {
+        let mapping = location.mapping.and_then(|m| profile.mappings.get(m));
+        LocationKey {
+            mapping: mapping.map(|m| {
+                let id = if m.build_id.is_empty() {
+                    &m.filename
+                } else {
+                    &m.build_id
+                };
+                (
+                    m.memory_limit.wrapping_sub(m.memory_start),
+                    m.file_offset,
+                    id.clone(),
+                )
+            }),
+            address: location
+                .address
+                .wrapping_sub(mapping.map_or(0, |m| m.memory_start)),
+            lines: location
+                .lines
+                .iter()
+                .map(|line| {
+                    let f = &profile.functions[line.function];
+                    let names = (f.name.clone(), f.system_name.clone(), f.filename.clone());
+                    (names.0, names.1, names.2, f.start_line, line.line)
+                })
+                .collect(),
+            folded: location.is_folded,
+        }
+    }
+}
+
+/// NEW minus BASE: identical stacks (same frames) added up, so that
+/// unchanged ones cancel, and zeros left out.
+fn difference(base: &[Stack], new: &[Stack]) -> Vec<Stack> {
+    let mut index: HashMap<&[Frame], usize> = HashMap::new();
+    let mut merged: Vec<Stack> = Vec::new();
+    let negated = base.iter().map(|s| (s, -s.value));
+    for (stack, value) in negated.chain(new.iter().map(|s| (s, s.value))) {
+        match index.get(&stack.frames[..]) {
+            Some(&i) => merged[i].value += value,
+            None => {
+                index.insert(&stack.frames, merged.len());
+                merged.push(Stack {
+                    frames: stack.frames.clone(),
+                    value,
+                });
+            }
+        }
+    }
+    merged.retain(|s| s.value != 0);
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use heapprof_pprof::{Label, LabelValue};
+
+    use super::*;
+    use crate::testing::profile;
+
+    /// A program whose cache and loader hold these many bytes, and whose
+    /// renderer allocated 50 and holds none.
+    fn service(cache: i64, load: i64) -> Profile {
+        profile(
+            &["alloc_space", "inuse_space"],
+            &[
+                ("main;cache::insert", &[cache, cache]),
+                ("main;render", &[50, 0]),
+                ("main;load", &[load, load]),
+            ],
+        )
+    }
+
+    fn before() -> Profile {
+        service(100, 30)
+    }
+
+    fn after() -> Profile {
+        service(300, 10)
+    }
+
+    fn diff(options: &Options, base: &Profile, new: &Profile) -> Result<String, Error> {
+        let mut out = Vec::new();
+        write(options, base, new, &mut out)?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn the_table_is_new_minus_base_with_pprofs_total() {
+        // Growth 200 and shrinkage 20: 220 in all, of which the rows'
+        // flat add up to 180 (go tool pprof -top -base prints the same).
+        assert_eq!(
+            diff(&Options::default(), &before(), &after()).unwrap(),
+            "Type: inuse_space (new - base)
+Showing nodes accounting for 180B, 81.82% of 220B total
+      flat  flat%   sum%        cum   cum%
+      200B 90.91% 90.91%       200B 90.91%  cache::insert
+      -20B  9.09% 81.82%       -20B  9.09%  load
+         0     0% 81.82%       180B 81.82%  main
+"
+        );
+    }
+
+    #[test]
+    fn samples_apart_in_either_profile_stay_apart_in_the_total() {
+        let label = |size| Label {
+            key: "bytes".into(),
+            value: LabelValue::Num {
+                value: size,
+                unit: String::new(),
+            },
+        };
+        let mut base = profile(&["inuse_space"], &[("main;a", &[100])]);
+        base.samples[0].labels = vec![label(1024)];
+        let mut new = profile(&["inuse_space"], &[("main;a", &[50]), ("main;a", &[50])]);
+        new.samples[0].labels = vec![label(1024)];
+        new.samples[1].labels = vec![label(4096)];
+        // The stack did not change, but its 1024-byte blocks shrank by 50
+        // and its 4096-byte blocks grew by 50: pprof's total is 100.
+        assert_eq!(
+            diff(&Options::default(), &base, &new).unwrap(),
+            "Type: inuse_space (new - base)
+Showing nodes accounting for 0, 0% of 100B total
+      flat  flat%   sum%        cum   cum%
+"
+        );
+    }
+
+    #[test]
+    fn folded_form_pairs_each_stacks_values() {
+        let options = Options {
+            format: Format::Folded,
+            selection: Selection {
+                sample_index: Some("alloc_space".into()),
+                ..Selection::default()
+            },
+            ..Options::default()
+        };
+        assert_eq!(
+            diff(&options, &before(), &after()).unwrap(),
+            "main;cache::insert 100 300\nmain;load 30 10\nmain;render 50 50\n"
+        );
+    }
+
+    #[test]
+    fn the_flamegraph_needs_a_non_zero_value() {
+        let mut options = Options {
+            format: Format::Flamegraph,
+            ..Options::default()
+        };
+        let svg = diff(&options, &before(), &after()).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("cache::insert"));
+        assert!(svg.contains("inuse_space: growth from base (red) and shrinkage (blue)"));
+        options.selection.filters.focus = Some(regex::Regex::new("nothing").unwrap());
+        assert_eq!(
+            diff(&options, &before(), &after()).unwrap_err().to_string(),
+            "nothing to draw: neither profile has a non-zero inuse_space value"
+        );
+    }
+
+    #[test]
+    fn the_sample_type_is_chosen_in_new_and_found_by_name_in_base() {
+        let base = profile(&["inuse_space"], &[("main", &[1])]);
+        let new = profile(&["alloc_space", "inuse_space"], &[("main", &[5, 3])]);
+        assert_eq!(
+            sample_indices(&Selection::default(), &base, &new).unwrap(),
+            (0, 1)
+        );
+        let alloc = Selection {
+            sample_index: Some("alloc_space".into()),
+            ..Selection::default()
+        };
+        match sample_indices(&alloc, &base, &new) {
+            Err(Error::Base(e)) => assert_eq!(
+                e.to_string(),
+                "sample index \"alloc_space\" must be one of: [inuse_space]"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            write(&Options::default(), &new, &Profile::default(), &mut Vec::new()),
+            Err(Error::New(e)) if matches!(*e, Error::NoSampleTypes)
+        ));
+    }
+}

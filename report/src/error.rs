@@ -1,0 +1,97 @@
+//! The report crate's error type. Messages are the ones `heapprof` prints:
+//! a cause is a `source`, so that `{:#}` (anyhow) prints `what: cause`.
+//! Errors about a profile's content do not name its file: the caller knows
+//! the name and adds it.
+
+use std::io;
+use std::path::PathBuf;
+
+use heapprof_pprof::Error as ProfileError;
+
+/// Everything that can stop a view or symbolization.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The profile has no sample types to choose from.
+    #[error("the profile has no sample types")]
+    NoSampleTypes,
+    /// The selection names a sample type the profile does not have.
+    #[error(transparent)]
+    SampleType(ProfileError),
+    /// The base profile of a diff failed to give what was asked.
+    #[error("the base profile")]
+    Base(#[source] Box<Error>),
+    /// The new profile of a diff failed to give what was asked.
+    #[error("the new profile")]
+    New(#[source] Box<Error>),
+    /// A flamegraph with no positive value to draw.
+    #[error("nothing to draw: no sample has a positive {sample_type} value")]
+    NothingToDraw {
+        /// The sample type shown.
+        sample_type: String,
+    },
+    /// A differential flamegraph of two profiles without a non-zero value.
+    #[error("nothing to draw: neither profile has a non-zero {sample_type} value")]
+    NothingToCompare {
+        /// The sample type shown.
+        sample_type: String,
+    },
+    /// inferno could not render a flamegraph.
+    #[error("rendering the flamegraph")]
+    Render(#[source] io::Error),
+    /// inferno could not compare the stacks of a diff.
+    #[error("comparing the stacks")]
+    Compare(#[source] io::Error),
+    /// Writing the output failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// Writing JSON failed.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// A debug directory to search for symbols could not be listed.
+    #[error("cannot read debug directory {}", .dir.display())]
+    DebugDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// A binary to symbolize with could not be read.
+    #[error("cannot read {}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// A binary to symbolize with is not an object file.
+    #[error("{}: not an object file", .path.display())]
+    NotAnObject {
+        /// The file.
+        path: PathBuf,
+        /// What the object parser said.
+        source: object::Error,
+    },
+    /// A binary to symbolize with is not one the profile was taken of.
+    #[error(
+        "{}: build id {} does not match the profile's main binary (build id {main}); was it rebuilt since the profile was written?",
+        .binary.display(),
+        or_none(.build_id)
+    )]
+    BuildIdMismatch {
+        /// The binary given.
+        binary: PathBuf,
+        /// Its build id, or "".
+        build_id: String,
+        /// The build id of the profile's main binary, or "".
+        main: String,
+    },
+}
+
+fn or_none(build_id: &str) -> &str {
+    if build_id.is_empty() {
+        "(none)"
+    } else {
+        build_id
+    }
+}

@@ -1,0 +1,382 @@
+//! A profile seen as weighted stacks of function frames for one sample type,
+//! after pprof's filters: focus keeps samples with a matching frame,
+//! ignore drops them, hide removes matching frames but keeps the
+//! sample. Every report (top, folded, flamegraph, diff) starts here.
+//!
+//! Functions are interned once into [`Names`] as dense ids (one per name and
+//! file, shared by the profiles of a diff), filters are matched once per
+//! function and frames are expanded once per location, so that the work per
+//! sample is copying small integers: profiles with hundreds of thousands of
+//! samples stay fast.
+//!
+//! A [`Selection`] (the sample type and the filters) is what every view's
+//! options start with; [`select`] turns it into stacks.
+
+use std::collections::HashMap;
+
+use heapprof_pprof::Profile;
+use regex::Regex;
+
+use crate::fasthash::IdMap;
+use crate::Error;
+
+/// Interned functions: id -> (name, file), and back.
+#[derive(Debug, Default)]
+pub struct Names<'p> {
+    entries: Vec<(&'p str, &'p str)>,
+    index: HashMap<(&'p str, &'p str), u32>,
+}
+
+impl<'p> Names<'p> {
+    /// The id of a function, interning it on first sight.
+    pub fn intern(&mut self, name: &'p str, file: &'p str) -> u32 {
+        *self.index.entry((name, file)).or_insert_with(|| {
+            self.entries.push((name, file));
+            (self.entries.len() - 1) as u32
+        })
+    }
+
+    /// The function's name.
+    pub fn name(&self, id: u32) -> &'p str {
+        self.entries[id as usize].0
+    }
+
+    /// The function's source file.
+    pub fn file(&self, id: u32) -> &'p str {
+        self.entries[id as usize].1
+    }
+
+    /// How many distinct functions there are.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True before the first function is interned.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// One function level of a stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Frame {
+    /// The function, in [`Names`].
+    pub function: u32,
+    /// True when this level is inlined into its caller (not the outermost
+    /// line of its location).
+    pub inlined: bool,
+}
+
+/// A stack, leaf first, with its value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stack {
+    /// Frames, leaf first.
+    pub frames: Vec<Frame>,
+    /// The sample's value for the chosen sample type.
+    pub value: i64,
+}
+
+/// pprof's sample filters, as regexps over function names.
+#[derive(Clone, Debug, Default)]
+pub struct Filters {
+    /// Keep only samples with a frame matching this.
+    pub focus: Option<Regex>,
+    /// Drop samples with a frame matching this.
+    pub ignore: Option<Regex>,
+    /// Remove frames matching this from every stack.
+    pub hide: Option<Regex>,
+}
+
+/// Which sample type a view shows and which samples and frames it keeps:
+/// pprof's `-sample_index`, `-focus`, `-ignore` and `-hide`.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// The sample type, by name (`alloc_space`) or index (`"1"`); `None`
+    /// for the profile's default.
+    pub sample_index: Option<String>,
+    /// The filters.
+    pub filters: Filters,
+}
+
+impl Selection {
+    /// The index of the chosen sample type in `profile`.
+    pub fn index_in(&self, profile: &Profile) -> Result<usize, Error> {
+        if profile.sample_types.is_empty() {
+            return Err(Error::NoSampleTypes);
+        }
+        match &self.sample_index {
+            Some(name) => profile.sample_index(name).map_err(Error::SampleType),
+            None => Ok(profile.default_sample_index()),
+        }
+    }
+
+    /// The same filters, with the sample type named `name`.
+    pub(crate) fn with_sample_type(&self, name: &str) -> Selection {
+        Selection {
+            sample_index: Some(name.to_owned()),
+            filters: self.filters.clone(),
+        }
+    }
+}
+
+/// A profile's stacks for one sample type, after a selection's filters.
+#[derive(Clone, Debug)]
+pub struct Selected {
+    /// The sample type index used.
+    pub index: usize,
+    /// The filtered stacks.
+    pub stacks: Vec<Stack>,
+    /// Sum of |value| over all samples before filtering: as in pprof,
+    /// percentages stay relative to the whole profile under `focus`.
+    pub total: i64,
+}
+
+/// The stacks of `profile` that `selection` keeps, with functions interned
+/// in `names`.
+pub fn select<'p>(
+    profile: &'p Profile,
+    selection: &Selection,
+    names: &mut Names<'p>,
+) -> Result<Selected, Error> {
+    let index = selection.index_in(profile)?;
+    Ok(Selected {
+        index,
+        stacks: stacks(profile, index, &selection.filters, names),
+        total: profile.samples.iter().map(|s| s.values[index].abs()).sum(),
+    })
+}
+
+/// What the filters say of one function.
+#[derive(Clone, Copy, Default)]
+struct Matches {
+    focus: bool,
+    ignore: bool,
+    hide: bool,
+}
+
+/// The stacks of `profile` for sample type `index`, filtered; samples whose
+/// value is zero are left out, as pprof leaves them out of its graphs.
+pub fn stacks<'p>(
+    profile: &'p Profile,
+    index: usize,
+    filters: &Filters,
+    names: &mut Names<'p>,
+) -> Vec<Stack> {
+    let matches = |re: &Option<Regex>, name: &str| re.as_ref().is_some_and(|re| re.is_match(name));
+    let functions: Vec<(u32, Matches)> = profile
+        .functions
+        .iter()
+        .map(|f| {
+            let found = Matches {
+                focus: matches(&filters.focus, &f.name),
+                ignore: matches(&filters.ignore, &f.name),
+                hide: matches(&filters.hide, &f.name),
+            };
+            (names.intern(&f.name, &f.filename), found)
+        })
+        .collect();
+    // Each location's frames, innermost first, and what the filters say.
+    let locations: Vec<(Vec<Frame>, Matches)> = profile
+        .locations
+        .iter()
+        .map(|location| {
+            let lines = &location.lines;
+            let mut found = Matches::default();
+            let frames = lines
+                .iter()
+                .enumerate()
+                .filter_map(|(i, line)| {
+                    let (function, m) = functions[line.function];
+                    found.focus |= m.focus;
+                    found.ignore |= m.ignore;
+                    (!m.hide).then_some(Frame {
+                        function,
+                        inlined: i + 1 < lines.len(),
+                    })
+                })
+                .collect();
+            (frames, found)
+        })
+        .collect();
+    // Samples of one stack (Go writes one per stack and object size) are
+    // added up first, so that reports walk each distinct stack once.
+    let mut merged: IdMap<&[usize], usize> = IdMap::default();
+    let mut stacks: Vec<Stack> = Vec::new();
+    for sample in &profile.samples {
+        let value = sample.values[index];
+        if value == 0 {
+            continue;
+        }
+        if let Some(&i) = merged.get(&sample.locations[..]) {
+            stacks[i].value += value;
+            continue;
+        }
+        let any =
+            |pick: fn(&Matches) -> bool| sample.locations.iter().any(|&l| pick(&locations[l].1));
+        if (filters.focus.is_some() && !any(|m| m.focus))
+            || (filters.ignore.is_some() && any(|m| m.ignore))
+        {
+            continue;
+        }
+        merged.insert(&sample.locations, stacks.len());
+        stacks.push(Stack {
+            frames: sample
+                .locations
+                .iter()
+                .flat_map(|&l| locations[l].0.iter().copied())
+                .collect(),
+            value,
+        });
+    }
+    stacks.retain(|s| s.value != 0);
+    stacks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::profile;
+
+    /// Each stack root first, an inlined frame marked `*`, and its value.
+    fn shown(profile: &Profile, selection: &Selection) -> (Vec<String>, i64) {
+        let mut names = Names::default();
+        let selected = select(profile, selection, &mut names).unwrap();
+        let stacks = selected
+            .stacks
+            .iter()
+            .map(|stack| {
+                let frames: Vec<String> = stack
+                    .frames
+                    .iter()
+                    .rev()
+                    .map(|f| {
+                        let mark = if f.inlined { "*" } else { "" };
+                        format!("{}{mark}", names.name(f.function))
+                    })
+                    .collect();
+                format!("{} {}", frames.join(";"), stack.value)
+            })
+            .collect();
+        (stacks, selected.total)
+    }
+
+    /// [`shown`] for the alloc_space stacks of [`service`] under these
+    /// regexps ("" for none).
+    fn alloc_space(focus: &str, ignore: &str, hide: &str) -> (Vec<String>, i64) {
+        let re = |s: &str| (!s.is_empty()).then(|| Regex::new(s).unwrap());
+        let selection = Selection {
+            sample_index: Some("alloc_space".into()),
+            filters: Filters {
+                focus: re(focus),
+                ignore: re(ignore),
+                hide: re(hide),
+            },
+        };
+        shown(&service(), &selection)
+    }
+
+    fn service() -> Profile {
+        profile(
+            &["alloc_space", "inuse_space"],
+            &[
+                ("main;serve;cache::insert", &[100, 60]),
+                ("main;serve>render;Vec::push", &[50, 0]),
+                ("main;load;Vec::push", &[30, 30]),
+                ("main;serve;cache::insert", &[20, 20]),
+            ],
+        )
+    }
+
+    #[test]
+    fn unfiltered_stacks_merge_samples_and_mark_inlined_frames() {
+        let alloc = Selection {
+            sample_index: Some("alloc_space".into()),
+            ..Selection::default()
+        };
+        let cases: [(Selection, &[&str], i64); 2] = [
+            // inuse_space, the last type: the zero sample is left out and
+            // the two samples of one stack are one.
+            (
+                Selection::default(),
+                &["main;serve;cache::insert 80", "main;load;Vec::push 30"],
+                110,
+            ),
+            (
+                alloc,
+                &[
+                    "main;serve;cache::insert 120",
+                    "main;serve;render*;Vec::push 50",
+                    "main;load;Vec::push 30",
+                ],
+                200,
+            ),
+        ];
+        for (selection, stacks, total) in cases {
+            let (shown_stacks, shown_total) = shown(&service(), &selection);
+            assert_eq!(shown_stacks, stacks);
+            assert_eq!(shown_total, total);
+        }
+    }
+
+    #[test]
+    fn focus_keeps_samples_with_a_matching_frame_and_the_whole_total() {
+        // An inlined function matches as a called one does; percentages
+        // stay of the whole profile.
+        assert_eq!(
+            alloc_space("^render$", "", ""),
+            (vec!["main;serve;render*;Vec::push 50".to_owned()], 200)
+        );
+    }
+
+    #[test]
+    fn ignore_drops_samples_with_a_matching_frame() {
+        let (stacks, _) = alloc_space("", "render|load", "");
+        assert_eq!(stacks, ["main;serve;cache::insert 120"]);
+        // Focus and ignore together: both apply.
+        let (stacks, _) = alloc_space("Vec", "load", "");
+        assert_eq!(stacks, ["main;serve;render*;Vec::push 50"]);
+    }
+
+    #[test]
+    fn hide_removes_frames_and_keeps_their_samples() {
+        let (stacks, total) = alloc_space("", "", "^(serve|render)$");
+        assert_eq!(
+            stacks,
+            [
+                "main;cache::insert 120",
+                "main;Vec::push 50",
+                "main;load;Vec::push 30"
+            ]
+        );
+        assert_eq!(total, 200);
+    }
+
+    #[test]
+    fn the_sample_type_is_chosen_by_name_index_or_default() {
+        let profile = service();
+        let by = |name: Option<&str>| {
+            Selection {
+                sample_index: name.map(str::to_owned),
+                ..Selection::default()
+            }
+            .index_in(&profile)
+        };
+        assert_eq!(by(None).unwrap(), 1);
+        assert_eq!(by(Some("alloc_space")).unwrap(), 0);
+        assert_eq!(by(Some("1")).unwrap(), 1);
+        assert_eq!(
+            by(Some("bogus")).unwrap_err().to_string(),
+            "sample index \"bogus\" must be one of: [alloc_space inuse_space]"
+        );
+        let mut default_named = service();
+        default_named.default_sample_type = "alloc_space".into();
+        assert_eq!(Selection::default().index_in(&default_named).unwrap(), 0);
+        assert_eq!(
+            Selection::default()
+                .index_in(&Profile::default())
+                .unwrap_err()
+                .to_string(),
+            "the profile has no sample types"
+        );
+    }
+}
