@@ -3,6 +3,8 @@
 //! subcommands map flags onto the views of `heapprof_report`, where all the
 //! analysis lives; none of them uses another.
 
+#![deny(unsafe_code)]
+
 mod args;
 mod demo;
 mod diff;

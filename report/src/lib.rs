@@ -67,6 +67,7 @@
 //! # Ok::<(), heapprof_report::Error>(())
 //! ```
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod diff;
 mod error;
