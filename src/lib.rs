@@ -75,7 +75,6 @@
 
 mod alloc;
 mod blocks;
-mod cfi;
 mod config;
 mod counters;
 mod dump;
@@ -94,6 +93,7 @@ mod record;
 mod sampler;
 mod stats;
 mod symbolize;
+mod sys;
 mod table;
 mod unwind;
 

@@ -99,8 +99,7 @@ impl Drop for Resolver {
             backtrace::clear_symbol_cache();
             // And glibc keeps the pages that held it unless asked to give
             // them back (a no-op for memory of other allocators).
-            // SAFETY: malloc_trim has no preconditions.
-            unsafe { libc::malloc_trim(0) };
+            crate::sys::trim_malloc_heap();
         }
     }
 }
@@ -166,7 +165,11 @@ const MACHINERY_FILES: &[&str] = &[
     "/src/alloc.rs",
     "/src/record.rs",
     "/src/sampler.rs",
-    "/src/unwind.rs",
+    "/src/unwind/mod.rs",
+    "/src/unwind/stack.rs",
+    "/src/unwind/frame_pointers.rs",
+    "/src/unwind/cfi.rs",
+    "/src/unwind/libgcc.rs",
     "/src/blocks.rs",
     "/src/table.rs",
     "/src/guard.rs",
