@@ -126,14 +126,26 @@ struct Object {
 /// frames must still be live), skipping the first `skip` addresses (the first
 /// being `start.pc`), and writes the return addresses after them into
 /// `frames`. `None` when the walk could not be done or did not reach the
-/// root of the stack.
+/// root of the stack, or when all the rule caches are busy.
 pub(crate) fn walk(
+    frames: &mut [usize; MAX_DEPTH],
+    start: Registers,
+    skip: usize,
+    bounds: (usize, usize),
+) -> Option<usize> {
+    let mut slot = CACHES.iter().find_map(|cache| cache.try_lock().ok())?;
+    walk_with(&mut slot, frames, start, skip, bounds)
+}
+
+/// [`walk`] with the rule cache in `slot`, built there at its first use.
+#[inline(always)]
+fn walk_with(
+    slot: &mut Option<Cache>,
     frames: &mut [usize; MAX_DEPTH],
     start: Registers,
     skip: usize,
     (low, high): (usize, usize),
 ) -> Option<usize> {
-    let mut slot = CACHES.iter().find_map(|cache| cache.try_lock().ok())?;
     if slot.is_none() {
         *slot = Some(Cache::new()?);
     }
@@ -366,6 +378,24 @@ mod tests {
     use super::*;
     use std::hint::black_box;
 
+    /// [`super::walk`], but waiting for a free rule cache where that gives
+    /// up: the tests run beside each other and start more walks at once
+    /// than there are caches, and a walk refused for that says nothing
+    /// about the walk itself.
+    fn walk(
+        frames: &mut [usize; MAX_DEPTH],
+        start: Registers,
+        skip: usize,
+        bounds: (usize, usize),
+    ) -> Option<usize> {
+        loop {
+            if let Some(mut slot) = CACHES.iter().find_map(|cache| cache.try_lock().ok()) {
+                return walk_with(&mut slot, frames, start, skip, bounds);
+            }
+            std::thread::yield_now();
+        }
+    }
+
     /// This thread's stack from the caller of `both_ways`, walked with
     /// cached CFI and with libgcc's unwinder.
     #[inline(never)]
@@ -402,9 +432,12 @@ mod tests {
     }
 
     /// Reads the object list once before a test's walks: while one thread
-    /// reads it, walks on others return `None`.
+    /// reads it, walks on others return `None`. Waits by the clock, not by
+    /// a count of yields: on a loaded machine the thread building the list
+    /// may be off its core for many of them.
     fn read_objects_first() {
-        for _ in 0..1000 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
             if current_objects().is_some_and(|o| o.is_some()) {
                 return;
             }
@@ -431,8 +464,7 @@ mod tests {
         }
     }
 
-    /// Three threads at once: with the other test's walk, as many walks as
-    /// there are caches (a fifth would find none free and return `None`).
+    /// Three threads at once, beside the other tests' walks.
     #[test]
     fn cached_walks_on_other_threads_reach_their_root() {
         read_objects_first();
@@ -447,6 +479,7 @@ mod tests {
 
     #[test]
     fn a_walk_from_outside_any_object_is_refused() {
+        read_objects_first();
         let mut frames = [0usize; MAX_DEPTH];
         let here = Registers::here();
         let nowhere = Registers { pc: 8, ..here };
