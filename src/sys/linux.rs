@@ -1,6 +1,6 @@
 //! glibc on Linux: the loaded objects (`dl_iterate_phdr`), the calling
-//! thread's stack (`pthread_getattr_np`) and giving freed heap pages back
-//! (`malloc_trim`).
+//! thread's stack (`pthread_getattr_np`), giving freed heap pages back
+//! (`malloc_trim`), and running a function before `main` (`.init_array`).
 //!
 //! Every function here is safe to call; the unsafe blocks are the FFI calls
 //! and the reads of what the loader maps. Nothing here panics or allocates
@@ -151,3 +151,15 @@ pub(crate) fn trim_malloc_heap() {
     // SAFETY: malloc_trim has no preconditions.
     unsafe { libc::malloc_trim(0) };
 }
+
+/// Has the loader call `$function` (an `extern "C" fn()`) before `main`,
+/// as it runs the program's ELF initializers: for code that must run in a
+/// program that never calls into the crate. `$name` names the entry.
+macro_rules! run_before_main {
+    ($name:ident, $function:path) => {
+        #[used]
+        #[link_section = ".init_array"]
+        static $name: extern "C" fn() = $function;
+    };
+}
+pub(crate) use run_before_main;
