@@ -127,7 +127,7 @@ struct Object {
 /// being `start.pc`), and writes the return addresses after them into
 /// `frames`. `None` when the walk could not be done or did not reach the
 /// root of the stack, or when all the rule caches are busy.
-pub(crate) fn walk(
+pub(super) fn walk(
     frames: &mut [usize; MAX_DEPTH],
     start: Registers,
     skip: usize,

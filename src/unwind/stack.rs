@@ -24,8 +24,9 @@ thread_local! {
 
 /// This thread's stack bounds, (lowest, highest) address, asked of the
 /// platform once per thread; `(usize::MAX, 0)`, which holds no address,
-/// where it cannot say.
-pub(crate) fn stack_bounds() -> (usize, usize) {
+/// where it cannot say. Inlined: it is read on every capture.
+#[inline]
+pub(super) fn stack_bounds() -> (usize, usize) {
     STACK.with(|cell| {
         if cell.get() == (0, 0) {
             cell.set(sys::thread_stack().unwrap_or((usize::MAX, 0)));
@@ -36,17 +37,17 @@ pub(crate) fn stack_bounds() -> (usize, usize) {
 
 /// Registers at the point a walk starts from.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Registers {
-    pub(crate) pc: usize,
-    pub(crate) sp: usize,
-    pub(crate) bp: usize,
+pub(super) struct Registers {
+    pub(super) pc: usize,
+    pub(super) sp: usize,
+    pub(super) bp: usize,
 }
 
 impl Registers {
     /// The caller's program counter, stack and frame pointers, at the point
     /// of the call (inlined into it).
     #[inline(always)]
-    pub(crate) fn here() -> Registers {
+    pub(super) fn here() -> Registers {
         #[cfg(not(target_arch = "x86_64"))]
         let (pc, sp, bp) = (0, 0, 0); // no rule for address 0: walks fail
         #[cfg(target_arch = "x86_64")]
