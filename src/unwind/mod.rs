@@ -15,7 +15,10 @@
 //!
 //! The walkers share [`stack`] and never each other. Everything here runs
 //! inside the allocator, under the reentrancy guard: it never panics, never
-//! allocates through the profiled path and never waits for a lock.
+//! allocates through the profiled path and never waits for a lock of the
+//! profiler's (the cached walk only tries its own). The only locks it may
+//! wait for are glibc's: the loader's, held only while an object is linked
+//! in or out, and those of the one call a thread makes for its stack bounds.
 
 mod cfi;
 mod frame_pointers;
@@ -72,7 +75,7 @@ const AGREEMENT: usize = 6;
 /// Fills `frames` with the calling thread's return addresses, leaf first,
 /// without the profiler's own innermost frames, and returns how many it
 /// wrote. `record_fn` is the address of the function that calls this one.
-/// Never waits for a lock; the caller holds the reentrancy guard.
+/// The caller holds the reentrancy guard.
 #[inline(never)]
 pub(crate) fn capture(frames: &mut [usize; MAX_DEPTH], record_fn: usize) -> usize {
     match Unwinder::chosen() {
