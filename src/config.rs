@@ -350,10 +350,7 @@ extern "C" fn start_from_env() {
     }
 }
 
-#[cfg(target_os = "linux")]
-#[used]
-#[link_section = ".init_array"]
-static START_FROM_ENV: extern "C" fn() = start_from_env;
+crate::sys::run_before_main!(START_FROM_ENV, start_from_env);
 
 #[cfg(test)]
 mod tests {

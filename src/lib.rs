@@ -76,11 +76,11 @@
 //! the profile says so in a comment.
 
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 mod alloc;
 mod blocks;
 mod builder;
-mod cfi;
 mod config;
 mod counters;
 mod dump;
@@ -98,6 +98,7 @@ mod record;
 mod sampler;
 mod stats;
 mod symbolize;
+mod sys;
 mod table;
 mod unwind;
 

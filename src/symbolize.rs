@@ -98,8 +98,7 @@ impl Drop for Resolver {
             backtrace::clear_symbol_cache();
             // And glibc keeps the pages that held it unless asked to give
             // them back (a no-op for memory of other allocators).
-            // SAFETY: malloc_trim has no preconditions.
-            unsafe { libc::malloc_trim(0) };
+            crate::sys::trim_malloc_heap();
         }
     }
 }

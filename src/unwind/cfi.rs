@@ -20,16 +20,19 @@
 //! on this thread's stack points into it, already a bug in the program).
 //! A change also empties the caches, though a walk that misses nothing does
 //! not look: after a `dlclose` and a `dlopen` of other code at the same
-//! addresses, it could follow a stale rule, which reads only the stack. An object's unwind data is its `PT_GNU_EH_FRAME` segment
-//! (the `.eh_frame_hdr` search table) and the `.eh_frame` that table points
+//! addresses, it could follow a stale rule, which reads only the stack. An
+//! object's unwind data is its `PT_GNU_EH_FRAME` segment (the
+//! `.eh_frame_hdr` search table) and the `.eh_frame` that table points
 //! into, up to the end of the segment holding it. Every stack read is
 //! checked against the thread's stack bounds first.
 //!
-//! Nothing here waits for a lock: walks share the object list (a reader
-//! lock, taken with `try_read`; it is rebuilt under `try_write`), each takes
-//! one of four rule caches with `try_lock`, and a walk that finds them busy
-//! returns `None` too. That also keeps a child forked while another thread
-//! held one from hanging.
+//! Walks run inside the allocator, so nothing here panics, and what it
+//! allocates (the caches, the object list) is allocated under the caller's
+//! reentrancy guard, past the profiled path. Nothing here waits for a lock:
+//! walks share the object list (a reader lock, taken with `try_read`; it is
+//! rebuilt under `try_write`), each takes one of four rule caches with
+//! `try_lock`, and a walk that finds them busy returns `None` too. That also
+//! keeps a child forked while another thread held one from hanging.
 
 use std::num::NonZeroI16;
 use std::ops::Range;
@@ -40,8 +43,8 @@ use gimli::{
     Pointer, RegisterRule, UnwindContext, UnwindSection, X86_64,
 };
 
-use crate::mappings::for_each_object;
-use crate::unwind::{MAX_DEPTH, TRUNCATED};
+use super::stack::{Registers, MAX_DEPTH, TRUNCATED};
+use crate::sys::{self, LoadedObject, ProgramHeader, PF_X, PT_GNU_EH_FRAME, PT_LOAD};
 
 type Data = EndianSlice<'static, LittleEndian>;
 
@@ -119,52 +122,30 @@ struct Object {
     eh_frame: EhFrame<Data>,
 }
 
-/// Registers at the point a walk starts from.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Registers {
-    pc: usize,
-    sp: usize,
-    bp: usize,
-}
-
-impl Registers {
-    /// The caller's program counter, stack and frame pointers, at the point
-    /// of the call (inlined into it).
-    #[inline(always)]
-    pub(crate) fn here() -> Registers {
-        #[cfg(not(target_arch = "x86_64"))]
-        let (pc, sp, bp) = (0, 0, 0); // no rule for address 0: walks fail
-        #[cfg(target_arch = "x86_64")]
-        let (pc, sp, bp): (usize, usize, usize);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: reads three registers; no memory access, no stack use.
-        unsafe {
-            std::arch::asm!(
-                "lea {pc}, [rip]",
-                "mov {sp}, rsp",
-                "mov {bp}, rbp",
-                pc = out(reg) pc,
-                sp = out(reg) sp,
-                bp = out(reg) bp,
-                options(nomem, nostack, preserves_flags),
-            );
-        }
-        Registers { pc, sp, bp }
-    }
-}
-
 /// Walks this thread's stack from `start` (a point inside the caller, whose
 /// frames must still be live), skipping the first `skip` addresses (the first
 /// being `start.pc`), and writes the return addresses after them into
 /// `frames`. `None` when the walk could not be done or did not reach the
-/// root of the stack.
-pub(crate) fn walk(
+/// root of the stack, or when all the rule caches are busy.
+pub(super) fn walk(
+    frames: &mut [usize; MAX_DEPTH],
+    start: Registers,
+    skip: usize,
+    bounds: (usize, usize),
+) -> Option<usize> {
+    let mut slot = CACHES.iter().find_map(|cache| cache.try_lock().ok())?;
+    walk_with(&mut slot, frames, start, skip, bounds)
+}
+
+/// [`walk`] with the rule cache in `slot`, built there at its first use.
+#[inline(always)]
+fn walk_with(
+    slot: &mut Option<Cache>,
     frames: &mut [usize; MAX_DEPTH],
     start: Registers,
     skip: usize,
     (low, high): (usize, usize),
 ) -> Option<usize> {
-    let mut slot = CACHES.iter().find_map(|cache| cache.try_lock().ok())?;
     if slot.is_none() {
         *slot = Some(Cache::new()?);
     }
@@ -321,7 +302,7 @@ impl Objects {
 /// The object list, read again first if objects were loaded or unloaded
 /// since. `None` while another thread reads it.
 fn current_objects() -> Option<RwLockReadGuard<'static, Option<Objects>>> {
-    let generation = loader_generation();
+    let generation = sys::loader_generation();
     {
         let objects = OBJECTS.try_read().ok()?;
         if objects.as_ref().is_some_and(|o| o.generation == generation) {
@@ -332,50 +313,39 @@ fn current_objects() -> Option<RwLockReadGuard<'static, Option<Objects>>> {
     OBJECTS.try_read().ok()
 }
 
-/// The loader's (objects added, objects removed) counts.
-fn loader_generation() -> (u64, u64) {
-    let mut counts = (0, 0);
-    for_each_object(|object| {
-        counts = (object.adds, object.subs);
-        false // the same in every entry: stop at the first
-    });
-    counts
-}
-
 fn read_objects(generation: (u64, u64)) -> Objects {
     let mut list: Vec<Object> = Vec::new();
-    for_each_object(|object| {
-        list.extend(object_of(object.bias as usize, object.headers));
+    sys::for_each_object(|object| {
+        list.extend(object_of(object));
         true
     });
     list.sort_by_key(|o| o.code.start);
     Objects { list, generation }
 }
 
-/// The code range and unwind data of an object loaded at `bias` with these
-/// program headers; `None` without a usable `.eh_frame_hdr`.
-fn object_of(bias: usize, headers: &[libc::Elf64_Phdr]) -> Option<Object> {
-    let loaded = |h: &libc::Elf64_Phdr| {
-        let start = bias.wrapping_add(h.p_vaddr as usize);
-        start..start + h.p_memsz as usize
-    };
-    let loads = || headers.iter().filter(|h| h.p_type == libc::PT_LOAD);
+/// The code range and unwind data of a loaded object; `None` without a
+/// usable `.eh_frame_hdr`.
+fn object_of(object: &LoadedObject<'_>) -> Option<Object> {
+    let headers = object.headers();
+    let loads = || headers.iter().filter(|h| h.p_type == PT_LOAD);
     let code = loads()
-        .filter(|h| h.p_flags & libc::PF_X != 0)
-        .map(loaded)
+        .filter(|h| h.p_flags & PF_X != 0)
+        .map(|h| object.loaded(h))
         .reduce(|a, b| a.start.min(b.start)..a.end.max(b.end))?;
-    let hdr_range = loaded(headers.iter().find(|h| h.p_type == libc::PT_GNU_EH_FRAME)?);
-    // SAFETY: a PT_GNU_EH_FRAME segment of a loaded object is mapped readable
-    // for p_memsz bytes at load address + p_vaddr, for as long as the object
-    // stays loaded (which the loader's counts are checked for).
-    let hdr_bytes: &'static [u8] =
-        unsafe { std::slice::from_raw_parts(hdr_range.start as *const u8, hdr_range.len()) };
+    let eh_frame_hdr = |h: &&ProgramHeader| h.p_type == PT_GNU_EH_FRAME;
+    let hdr_range = object.loaded(headers.iter().find(eh_frame_hdr)?);
+    let hdr_bytes = object.bytes(hdr_range.clone())?;
+    // SAFETY: the bytes stay mapped for as long as the object stays loaded,
+    // not just during this callback, and a walk checks the loader's counts
+    // before it reads any object's unwind data (see the module's docs).
+    let hdr_bytes: &'static [u8] = unsafe { &*(hdr_bytes as *const [u8]) };
     let (hdr, eh_frame_start) = parse_hdr(hdr_range.start, hdr_bytes)?;
-    let segment = loads().map(loaded).find(|r| r.contains(&eh_frame_start))?;
-    // SAFETY: as above: this lies inside a loaded segment of the object.
-    let eh_frame_bytes: &'static [u8] = unsafe {
-        std::slice::from_raw_parts(eh_frame_start as *const u8, segment.end - eh_frame_start)
-    };
+    let segment = loads()
+        .map(|h| object.loaded(h))
+        .find(|r| r.contains(&eh_frame_start))?;
+    let eh_frame_bytes = object.bytes(eh_frame_start..segment.end)?;
+    // SAFETY: as above.
+    let eh_frame_bytes: &'static [u8] = unsafe { &*(eh_frame_bytes as *const [u8]) };
     let bases = BaseAddresses::default()
         .set_eh_frame_hdr(hdr_range.start as u64)
         .set_eh_frame(eh_frame_start as u64)
@@ -404,9 +374,27 @@ fn parse_hdr(
 
 #[cfg(test)]
 mod tests {
+    use super::super::stack::stack_bounds;
     use super::*;
-    use crate::unwind::stack_bounds;
     use std::hint::black_box;
+
+    /// [`super::walk`], but waiting for a free rule cache where that gives
+    /// up: the tests run beside each other and start more walks at once
+    /// than there are caches, and a walk refused for that says nothing
+    /// about the walk itself.
+    fn walk(
+        frames: &mut [usize; MAX_DEPTH],
+        start: Registers,
+        skip: usize,
+        bounds: (usize, usize),
+    ) -> Option<usize> {
+        loop {
+            if let Some(mut slot) = CACHES.iter().find_map(|cache| cache.try_lock().ok()) {
+                return walk_with(&mut slot, frames, start, skip, bounds);
+            }
+            std::thread::yield_now();
+        }
+    }
 
     /// This thread's stack from the caller of `both_ways`, walked with
     /// cached CFI and with libgcc's unwinder.
@@ -444,9 +432,12 @@ mod tests {
     }
 
     /// Reads the object list once before a test's walks: while one thread
-    /// reads it, walks on others return `None`.
+    /// reads it, walks on others return `None`. Waits by the clock, not by
+    /// a count of yields: on a loaded machine the thread building the list
+    /// may be off its core for many of them.
     fn read_objects_first() {
-        for _ in 0..1000 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
             if current_objects().is_some_and(|o| o.is_some()) {
                 return;
             }
@@ -473,8 +464,7 @@ mod tests {
         }
     }
 
-    /// Three threads at once: with the other test's walk, as many walks as
-    /// there are caches (a fifth would find none free and return `None`).
+    /// Three threads at once, beside the other tests' walks.
     #[test]
     fn cached_walks_on_other_threads_reach_their_root() {
         read_objects_first();
@@ -489,6 +479,7 @@ mod tests {
 
     #[test]
     fn a_walk_from_outside_any_object_is_refused() {
+        read_objects_first();
         let mut frames = [0usize; MAX_DEPTH];
         let here = Registers::here();
         let nowhere = Registers { pc: 8, ..here };

@@ -1,0 +1,165 @@
+//! glibc on Linux: the loaded objects (`dl_iterate_phdr`), the calling
+//! thread's stack (`pthread_getattr_np`), giving freed heap pages back
+//! (`malloc_trim`), and running a function before `main` (`.init_array`).
+//!
+//! Every function here is safe to call; the unsafe blocks are the FFI calls
+//! and the reads of what the loader maps. Nothing here panics or allocates
+//! through the profiled path. `dl_iterate_phdr` takes the loader's lock,
+//! which glibc holds only while it links an object into or out of its list.
+
+use std::ffi::{c_int, c_void, CStr};
+use std::ops::Range;
+
+/// An ELF program header of a loaded object, and the kinds and flags of
+/// them that the unwinders and the mappings look at.
+pub(crate) use libc::{Elf64_Phdr as ProgramHeader, PF_X, PT_GNU_EH_FRAME, PT_LOAD, PT_NOTE};
+
+/// A loaded object, as the loader describes it during [`for_each_object`]:
+/// everything it hands out lives as long as the callback runs, while the
+/// loader's lock keeps the object from being unloaded.
+pub(crate) struct LoadedObject<'a> {
+    /// The difference between its load addresses and its link-time ones.
+    bias: usize,
+    name: &'a CStr,
+    headers: &'a [ProgramHeader],
+    adds: u64,
+    subs: u64,
+}
+
+impl<'a> LoadedObject<'a> {
+    /// Its path as loaded (empty for the main program, as glibc reports it).
+    pub(crate) fn name(&self) -> &'a CStr {
+        self.name
+    }
+
+    /// Its program headers.
+    pub(crate) fn headers(&self) -> &'a [ProgramHeader] {
+        self.headers
+    }
+
+    /// Where the segment of `header` is loaded.
+    pub(crate) fn loaded(&self, header: &ProgramHeader) -> Range<usize> {
+        let start = self.bias.wrapping_add(header.p_vaddr as usize);
+        start..start.wrapping_add(header.p_memsz as usize)
+    }
+
+    /// The loaded bytes at `range`, if they lie inside one readable
+    /// `PT_LOAD` segment of this object (as its notes, its `.eh_frame_hdr`
+    /// and its `.eh_frame` do).
+    pub(crate) fn bytes(&self, range: Range<usize>) -> Option<&'a [u8]> {
+        let readable = self
+            .headers
+            .iter()
+            .filter(|h| h.p_type == PT_LOAD && h.p_flags & libc::PF_R != 0)
+            .map(|h| self.loaded(h))
+            .any(|segment| segment.start <= range.start && range.end <= segment.end);
+        if !readable || range.start > range.end {
+            return None;
+        }
+        // SAFETY: the loader maps each PT_LOAD segment for its whole p_memsz
+        // (what lies past the file is zero-filled), readable with PF_R, and
+        // keeps it mapped while the object is loaded: at least until the
+        // callback this object was handed to returns, which bounds 'a.
+        Some(unsafe { std::slice::from_raw_parts(range.start as *const u8, range.len()) })
+    }
+}
+
+/// Calls `visit` with each loaded object, main program first, until it
+/// returns false. Holds the loader's lock for the duration.
+pub(crate) fn for_each_object(mut visit: impl FnMut(&LoadedObject<'_>) -> bool) {
+    let mut visit: &mut dyn FnMut(&LoadedObject<'_>) -> bool = &mut visit;
+    // SAFETY: the callback matches the signature dl_iterate_phdr expects, and
+    // `data` is `visit`, alive for the whole call.
+    unsafe {
+        libc::dl_iterate_phdr(
+            Some(trampoline),
+            &mut visit as *mut &mut dyn FnMut(&LoadedObject<'_>) -> bool as *mut c_void,
+        );
+    }
+}
+
+/// The loader's (objects added, objects removed) counts: they change
+/// whenever an object is loaded or unloaded.
+pub(crate) fn loader_generation() -> (u64, u64) {
+    let mut counts = (0, 0);
+    for_each_object(|object| {
+        counts = (object.adds, object.subs);
+        false // the same in every entry: stop at the first
+    });
+    counts
+}
+
+unsafe extern "C" fn trampoline(
+    info: *mut libc::dl_phdr_info,
+    _size: usize,
+    data: *mut c_void,
+) -> c_int {
+    // SAFETY: dl_iterate_phdr passes a valid info for the duration of the
+    // call, and `data` is the closure handed in by `for_each_object`.
+    let (info, visit) = unsafe {
+        (
+            &*info,
+            &mut *(data as *mut &mut dyn FnMut(&LoadedObject<'_>) -> bool),
+        )
+    };
+    let headers: &[ProgramHeader] = if info.dlpi_phdr.is_null() {
+        &[]
+    } else {
+        // SAFETY: dlpi_phdr points at dlpi_phnum program headers, which stay
+        // mapped while the object is loaded.
+        unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) }
+    };
+    let name = if info.dlpi_name.is_null() {
+        c""
+    } else {
+        // SAFETY: a non-null dlpi_name is a NUL-terminated string that lives
+        // as long as the object stays loaded.
+        unsafe { CStr::from_ptr(info.dlpi_name) }
+    };
+    let object = LoadedObject {
+        bias: info.dlpi_addr as usize,
+        name,
+        headers,
+        adds: info.dlpi_adds,
+        subs: info.dlpi_subs,
+    };
+    c_int::from(!visit(&object))
+}
+
+/// The calling thread's stack: its (lowest, highest) address. glibc reads
+/// `/proc/self/maps` for the main thread, allocating as it does: call it
+/// once per thread, under the reentrancy guard.
+pub(crate) fn thread_stack() -> Option<(usize, usize)> {
+    // SAFETY: `attr` is initialized by pthread_getattr_np before it is read
+    // and destroyed after; the out-pointers are valid.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return None;
+        }
+        let mut addr: *mut c_void = std::ptr::null_mut();
+        let mut size: libc::size_t = 0;
+        let ok = libc::pthread_attr_getstack(&attr, &mut addr, &mut size) == 0;
+        libc::pthread_attr_destroy(&mut attr);
+        ok.then(|| (addr as usize, addr as usize + size))
+    }
+}
+
+/// Asks glibc's malloc to give the free pages it keeps back to the system
+/// (a no-op for memory of other allocators).
+pub(crate) fn trim_malloc_heap() {
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe { libc::malloc_trim(0) };
+}
+
+/// Has the loader call `$function` (an `extern "C" fn()`) before `main`,
+/// as it runs the program's ELF initializers: for code that must run in a
+/// program that never calls into the crate. `$name` names the entry.
+macro_rules! run_before_main {
+    ($name:ident, $function:path) => {
+        #[used]
+        #[link_section = ".init_array"]
+        static $name: extern "C" fn() = $function;
+    };
+}
+pub(crate) use run_before_main;
