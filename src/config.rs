@@ -335,7 +335,7 @@ extern "C" fn start_from_env() {
         return;
     };
     let spec = spec.to_string_lossy();
-    if !crate::counters::profiler_installed() {
+    if !crate::core::counters::profiler_installed() {
         eprintln!(
             "heapprof: warning: HEAPPROF is set, but heapprof::Profiler is not this program's global allocator; ignoring HEAPPROF"
         );

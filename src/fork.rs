@@ -14,9 +14,9 @@
 use std::cell::UnsafeCell;
 use std::sync::{MutexGuard, Once};
 
-use crate::guard::Guard;
-
-use crate::{counters, peak, symbolize, table};
+use crate::core::guard::Guard;
+use crate::core::{counters, peak, table};
+use crate::symbolize;
 
 /// The guards held from the prepare handler to the parent/child handlers,
 /// all of which run on the forking thread.

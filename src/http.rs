@@ -13,10 +13,11 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::guard::Guard;
+use crate::core::guard::Guard;
+use crate::core::table;
 use crate::pprof::Profile;
 use crate::profile::{self, Counts, Flavour};
-use crate::{metrics, table, Error};
+use crate::{metrics, Error};
 
 /// Connections served at once; more are refused with `503`.
 const MAX_CONNECTIONS: usize = 16;

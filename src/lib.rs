@@ -74,44 +74,38 @@
 #![warn(missing_docs)]
 
 mod alloc;
-mod blocks;
 mod cfi;
 mod config;
-mod counters;
+pub mod core;
 mod dump;
 mod error;
 mod fork;
-mod guard;
 #[cfg(feature = "http")]
 mod http;
-mod local;
 mod mappings;
 pub mod metrics;
-mod peak;
 pub mod pprof;
 mod profile;
-mod record;
-mod sampler;
 mod stats;
 mod symbolize;
-mod table;
 mod unwind;
 
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 
+pub use crate::core::sampler::DEFAULT_RATE;
 pub use alloc::Profiler;
 pub use config::Config;
 pub use error::Error;
 #[cfg(feature = "http")]
 pub use http::serve;
-pub use sampler::DEFAULT_RATE;
 pub use stats::{measure, stats, AllocStats, Stats};
 pub use symbolize::Mode as Symbolize;
 pub use unwind::MAX_DEPTH;
 
-use guard::Guard;
+use crate::core::guard::Guard;
+use crate::core::{peak, sampler};
 use profile::Flavour;
 
 /// Sets the mean number of bytes between samples: 0 turns sampling off, 1

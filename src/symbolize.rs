@@ -149,6 +149,7 @@ const MACHINERY_CRATES: &[&str] = &["backtrace", "alloc", "core", "std", "hashbr
 /// `heapprof::...` of its own that must stay visible.
 const MACHINERY_PATHS: &[&str] = &[
     "heapprof::alloc::",
+    "heapprof::core::",
     "heapprof::record::",
     "heapprof::sampler::",
     "heapprof::unwind::",
@@ -164,6 +165,15 @@ const MACHINERY_PATHS: &[&str] = &[
 /// program may have been built from another copy than the one symbolizing).
 const MACHINERY_FILES: &[&str] = &[
     "/src/alloc.rs",
+    "/src/core/blocks.rs",
+    "/src/core/counters.rs",
+    "/src/core/guard.rs",
+    "/src/core/hooks.rs",
+    "/src/core/mod.rs",
+    "/src/core/peak.rs",
+    "/src/core/sampler.rs",
+    "/src/core/table.rs",
+    "/src/core/thread.rs",
     "/src/record.rs",
     "/src/sampler.rs",
     "/src/unwind.rs",

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use crate::guard::{self, Guard};
-use crate::{counters, table};
+use super::guard::{self, Guard};
+use super::{counters, table};
 
 /// No peak profile is recorded below this many live bytes.
 const MIN_PROFILE_BYTES: u64 = 64 << 10;
