@@ -72,6 +72,7 @@
 //! the profile says so in a comment.
 
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 mod alloc;
 mod cfi;
