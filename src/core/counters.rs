@@ -9,9 +9,15 @@
 //!
 //! A thread registers at its first allocation (the sampling countdown starts
 //! at zero, so that one takes the cold path) or its first free (its filter of
-//! sampled addresses starts as one that sends every free to the slow path). It unregisters in a `pthread_key` destructor, which glibc
-//! runs after every Rust thread-local destructor, folding its counts into the
-//! totals of exited threads.
+//! sampled addresses starts as one that sends every free to the slow path).
+//! It unregisters in a `pthread_key` destructor, which glibc runs after every
+//! Rust thread-local destructor, folding its counts into the totals of exited
+//! threads.
+//!
+//! Counting must never lock, allocate or panic. Registration and reads lock
+//! the registry, always under the reentrancy guard, so a signal handler's
+//! allocation on the same thread skips registration rather than wait for it;
+//! what the registry allocates is the profiler's own and is not counted.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, Once};

@@ -9,6 +9,10 @@
 //! that explains an out-of-memory kill.
 //! The copy takes the table's lock as long as a profile write does, and
 //! happens O(log peak) times in a run.
+//!
+//! A checkpoint runs on the allocation path: it must never panic, and does
+//! its locking and allocating under the reentrancy guard; it never waits for
+//! the recorded peak's lock (another thread recording makes it skip).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;

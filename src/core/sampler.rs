@@ -14,6 +14,9 @@
 //! of its allocations; within `OFF_RECHECK_BYTES` when sampling was off), as
 //! with Go's `MemProfileRate`. Set the rate first thing in `main` for exact
 //! figures.
+//!
+//! Nothing here locks, allocates or panics: the countdown is inline on the
+//! hot path, and the cold path only reads atomics and the thread's state.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
