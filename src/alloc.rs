@@ -66,20 +66,53 @@ impl Default for Profiler<System> {
     }
 }
 
+/// What a slow path's closure captures: the inner allocator and the
+/// caller's alignment, the two words the slow path cannot pass back. Two
+/// words travel in registers, so the call to a slow path stays a tail call
+/// and the fast path needs no stack frame; `repr(C)` puts the alignment
+/// first, in the register where `alloc` and `dealloc` receive it, so that
+/// the fast path moves no argument out of the way of that call.
+#[repr(C)]
+struct InnerCall<'a, A> {
+    align: usize,
+    allocator: &'a A,
+}
+
+impl<'a, A> InnerCall<'a, A> {
+    fn new(allocator: &'a A, layout: Layout) -> Self {
+        InnerCall {
+            align: layout.align(),
+            allocator,
+        }
+    }
+
+    /// The caller's layout again, from the size a slow path passed back.
+    ///
+    /// # Safety
+    ///
+    /// `size` must be the size of the layout this was made from.
+    unsafe fn layout(&self, size: usize) -> Layout {
+        // SAFETY: `size` and `self.align` are those of the caller's layout,
+        // which is valid.
+        unsafe { Layout::from_size_align_unchecked(size, self.align) }
+    }
+}
+
 // SAFETY: every method forwards to the inner allocator with exactly the
 // pointer, layout and size it was given, and returns exactly what the inner
 // allocator returned; the bookkeeping around it never touches the memory.
 // The slow paths call their closure, which holds the one inner call, exactly
-// once and return its result.
+// once, with the pointer and sizes they were given, and return its result.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Profiler<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // A failure in the inner allocator stays counted: see `Stats`.
         if count_alloc(layout.size()) {
-            let inner = &self.inner;
-            return alloc_at_sample_point(layout.size(), move || {
-                // SAFETY: the caller's contract for `alloc`, passed on.
-                unsafe { inner.alloc(layout) }
+            let inner = InnerCall::new(&self.inner, layout);
+            return alloc_at_sample_point(layout.size(), move |size| {
+                // SAFETY: the caller's contract for `alloc`, passed on: `size`
+                // is `layout.size()`.
+                unsafe { inner.allocator.alloc(inner.layout(size)) }
             });
         }
         // SAFETY: the caller's contract for `alloc`, passed on unchanged.
@@ -89,10 +122,11 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Profiler<A> {
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if count_alloc(layout.size()) {
-            let inner = &self.inner;
-            return alloc_at_sample_point(layout.size(), move || {
-                // SAFETY: the caller's contract for `alloc_zeroed`, passed on.
-                unsafe { inner.alloc_zeroed(layout) }
+            let inner = InnerCall::new(&self.inner, layout);
+            return alloc_at_sample_point(layout.size(), move |size| {
+                // SAFETY: the caller's contract for `alloc_zeroed`, passed on:
+                // `size` is `layout.size()`.
+                unsafe { inner.allocator.alloc_zeroed(inner.layout(size)) }
             });
         }
         // SAFETY: the caller's contract for `alloc_zeroed`, passed on unchanged.
@@ -102,10 +136,11 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Profiler<A> {
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if free_needs_slow_path(ptr) {
-            let inner = &self.inner;
-            return free_slowly(ptr, layout.size(), move || {
-                // SAFETY: the caller's contract for `dealloc`, passed on.
-                unsafe { inner.dealloc(ptr, layout) }
+            let inner = InnerCall::new(&self.inner, layout);
+            return free_slowly(ptr, layout.size(), move |ptr, size| {
+                // SAFETY: the caller's contract for `dealloc`, passed on: `ptr`
+                // is the caller's and `size` is `layout.size()`.
+                unsafe { inner.allocator.dealloc(ptr, inner.layout(size)) }
             });
         }
         count_free(layout.size());
@@ -116,16 +151,23 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Profiler<A> {
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let inner = &self.inner;
-        // SAFETY: the caller's contract for `realloc`, passed on by whichever
-        // slow path calls this.
-        let resize = move || unsafe { inner.realloc(ptr, layout, new_size) };
+        let inner = InnerCall::new(&self.inner, layout);
+        let resize = move |ptr, old_size, new_size| {
+            // SAFETY: the caller's contract for `realloc`, passed on: the slow
+            // paths pass back the caller's `ptr`, `layout.size()` and
+            // `new_size`.
+            unsafe {
+                inner
+                    .allocator
+                    .realloc(ptr, inner.layout(old_size), new_size)
+            }
+        };
         if free_needs_slow_path(ptr) {
             return realloc_slowly(ptr, layout.size(), new_size, resize);
         }
         count_free(layout.size());
         if count_alloc(new_size) {
-            return realloc_at_sample_point(layout.size(), new_size, resize);
+            return realloc_at_sample_point(ptr, layout.size(), new_size, resize);
         }
         // SAFETY: the caller's contract for `realloc`, passed on unchanged.
         unsafe { self.inner.realloc(ptr, layout, new_size) }

@@ -7,8 +7,9 @@
 //! reentrancy guard before anything that may allocate or lock, so the
 //! profiler's own work passes straight to the inner allocator, and none of
 //! them panics or calls back into itself. Each calls the inner allocator
-//! exactly once, through the closure it is given, and returns what it
-//! returned.
+//! exactly once, through the closure it is given, with the pointer and sizes
+//! it was given (so the closure need capture no more than the caller cannot
+//! pass: an allocator, an alignment), and returns what that returned.
 
 use crate::core::guard::Guard;
 use crate::core::{blocks, counters, peak, sampler, table, thread};
@@ -44,43 +45,45 @@ pub fn count_free(size: usize) {
 }
 
 /// Makes an allocation of `size` bytes that [`count_alloc`] sent here:
-/// `alloc` allocates it from the inner allocator; a sampled block is then
-/// recorded, a failed allocation uncounted.
+/// `alloc(size)` allocates it from the inner allocator; a sampled block is
+/// then recorded, a failed allocation uncounted.
 #[cold]
 #[inline(never)]
-pub fn alloc_at_sample_point(size: usize, alloc: impl FnOnce() -> *mut u8) -> *mut u8 {
-    let ptr = alloc();
+pub fn alloc_at_sample_point(size: usize, alloc: impl FnOnce(usize) -> *mut u8) -> *mut u8 {
+    let ptr = alloc(size);
     sample_or_uncount(ptr, size);
     ptr
 }
 
 /// Frees the block of `size` bytes at `ptr` that [`free_needs_slow_path`]
 /// sent here: forgets it if it was sampled, counts the free, then calls
-/// `free`, which hands it back to the inner allocator.
+/// `free(ptr, size)`, which hands it back to the inner allocator.
 #[cold]
 #[inline(never)]
-pub fn free_slowly(ptr: *mut u8, size: usize, free: impl FnOnce()) {
+pub fn free_slowly(ptr: *mut u8, size: usize, free: impl FnOnce(*mut u8, usize)) {
     // The record must go before the memory does: once freed, the address
     // may be handed out and sampled again on another thread.
     if let Some(bucket) = forget_block(ptr) {
         count_sampled_free(bucket);
     }
     counters::count_free(size);
-    free();
+    free(ptr, size);
 }
 
-/// Resizes a block of `old_size` bytes that needs no forgetting (its free is
-/// counted already) to `new_size` bytes, an allocation that [`count_alloc`]
-/// sent here: `realloc` resizes it in the inner allocator; the new block is
-/// then recorded if sampled, and a failure uncounted.
+/// Resizes the block of `old_size` bytes at `ptr`, which needs no forgetting
+/// (its free is counted already), to `new_size` bytes, an allocation that
+/// [`count_alloc`] sent here: `realloc(ptr, old_size, new_size)` resizes it
+/// in the inner allocator; the new block is then recorded if sampled, and a
+/// failure uncounted.
 #[cold]
 #[inline(never)]
 pub fn realloc_at_sample_point(
+    ptr: *mut u8,
     old_size: usize,
     new_size: usize,
-    realloc: impl FnOnce() -> *mut u8,
+    realloc: impl FnOnce(*mut u8, usize, usize) -> *mut u8,
 ) -> *mut u8 {
-    let new_ptr = realloc();
+    let new_ptr = realloc(ptr, old_size, new_size);
     if new_ptr.is_null() {
         counters::uncount_free(old_size);
     }
@@ -90,7 +93,8 @@ pub fn realloc_at_sample_point(
 
 /// Resizes the block of `old_size` bytes at `ptr` that
 /// [`free_needs_slow_path`] sent here to `new_size` bytes, counting nothing
-/// beforehand: `realloc` resizes it in the inner allocator. A sampled old
+/// beforehand: `realloc(ptr, old_size, new_size)` resizes it in the inner
+/// allocator. A sampled old
 /// block is forgotten before the call (and remembered again if it fails);
 /// on success the free and the allocation are counted, and the new block
 /// sampled like any allocation.
@@ -100,10 +104,10 @@ pub fn realloc_slowly(
     ptr: *mut u8,
     old_size: usize,
     new_size: usize,
-    realloc: impl FnOnce() -> *mut u8,
+    realloc: impl FnOnce(*mut u8, usize, usize) -> *mut u8,
 ) -> *mut u8 {
     let old_bucket = forget_block(ptr);
-    let new_ptr = realloc();
+    let new_ptr = realloc(ptr, old_size, new_size);
     if let Some(bucket) = old_bucket {
         if new_ptr.is_null() {
             // The old block is still allocated and still the caller's.
