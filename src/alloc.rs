@@ -3,10 +3,10 @@
 //! An allocation adds to two thread-local counters, subtracts its size from
 //! a thread-local countdown and branches; a free loads one byte of the
 //! thread's 64 KiB filter, branches and adds to two thread-local counters.
-//! All other work is `#[cold]` in `sampler`, `record`, `counters` and
-//! `peak`. No lock, no allocation, no
-//! panic is reachable from here except through those cold paths, which take
-//! the reentrancy guard first.
+//! Each method is a composition of [`crate::core`]'s tests and slow paths,
+//! the same a C shim's `malloc`, `free` and `realloc` are: all other work is
+//! `#[cold]` there. No lock, no allocation, no panic is reachable from here
+//! except through those cold paths, which take the reentrancy guard first.
 //!
 //! `realloc` counts as the free of the old block and the allocation of a new
 //! block of the new size (sampled like any allocation of that size), even
@@ -15,7 +15,10 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
-use crate::{blocks, counters, peak, record, sampler};
+use crate::core::{
+    alloc_at_sample_point, count_alloc, count_free, free_needs_slow_path, free_slowly,
+    realloc_at_sample_point, realloc_slowly,
+};
 
 /// A global allocator that samples allocations into heap profiles.
 ///
@@ -63,89 +66,54 @@ impl Default for Profiler<System> {
     }
 }
 
-/// An allocation reached the end of the countdown: record it if it is
-/// sampled, and check the peak of live bytes if it is time to.
-#[cold]
-#[inline(never)]
-fn sample_point(ptr: *mut u8, size: usize) {
-    counters::uncounted(|| {
-        // A thread's first allocation comes here: the countdown starts at 0.
-        counters::register_this_thread();
-        let expired = sampler::on_countdown_expired(size);
-        if let Some(rate) = expired.sample {
-            record::sampled_alloc(ptr, size, rate);
-        }
-        if expired.checkpoint {
-            peak::checkpoint();
-        }
-    });
+/// What a slow path's closure captures: the inner allocator and the
+/// caller's alignment, the two words the slow path cannot pass back. Two
+/// words travel in registers, so the call to a slow path stays a tail call
+/// and the fast path needs no stack frame; `repr(C)` puts the alignment
+/// first, in the register where `alloc` and `dealloc` receive it, so that
+/// the fast path moves no argument out of the way of that call.
+#[repr(C)]
+struct InnerCall<'a, A> {
+    align: usize,
+    allocator: &'a A,
 }
 
-/// `alloc` or `alloc_zeroed` for an allocation that reached the end of the
-/// countdown: allocate, then maybe record.
-#[cold]
-#[inline(never)]
-unsafe fn allocate_at_sample_point<A: GlobalAlloc>(
-    layout: Layout,
-    zeroed: bool,
-    inner: &A,
-) -> *mut u8 {
-    // SAFETY: the caller's contract for `alloc`/`alloc_zeroed`, passed on.
-    let ptr = unsafe {
-        if zeroed {
-            inner.alloc_zeroed(layout)
-        } else {
-            inner.alloc(layout)
+impl<'a, A> InnerCall<'a, A> {
+    fn new(allocator: &'a A, layout: Layout) -> Self {
+        InnerCall {
+            align: layout.align(),
+            allocator,
         }
-    };
-    if ptr.is_null() {
-        counters::uncount_alloc(layout.size());
-        sampler::uncount(layout.size());
-    } else {
-        sample_point(ptr, layout.size());
     }
-    ptr
-}
 
-/// The slow part of a free: the block may have been sampled, or the thread
-/// is not registered yet (its first free).
-#[cold]
-#[inline(never)]
-fn forget_block(ptr: *mut u8) -> Option<u32> {
-    counters::register_this_thread();
-    if blocks::may_be_sampled(ptr) {
-        record::take_sampled(ptr)
-    } else {
-        None
+    /// The caller's layout again, from the size a slow path passed back.
+    ///
+    /// # Safety
+    ///
+    /// `size` must be the size of the layout this was made from.
+    unsafe fn layout(&self, size: usize) -> Layout {
+        // SAFETY: `size` and `self.align` are those of the caller's layout,
+        // which is valid.
+        unsafe { Layout::from_size_align_unchecked(size, self.align) }
     }
-}
-
-/// `dealloc` when [`forget_block`] is needed.
-#[cold]
-#[inline(never)]
-unsafe fn free_slowly<A: GlobalAlloc>(ptr: *mut u8, layout: Layout, inner: &A) {
-    // The record must go before the memory does: once freed, the address
-    // may be handed out and sampled again on another thread.
-    if let Some(bucket) = forget_block(ptr) {
-        record::count_free(bucket);
-    }
-    counters::count_free(layout.size());
-    // SAFETY: the caller's contract for `dealloc`, passed on unchanged.
-    unsafe { inner.dealloc(ptr, layout) }
 }
 
 // SAFETY: every method forwards to the inner allocator with exactly the
 // pointer, layout and size it was given, and returns exactly what the inner
 // allocator returned; the bookkeeping around it never touches the memory.
+// The slow paths call their closure, which holds the one inner call, exactly
+// once, with the pointer and sizes they were given, and return its result.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Profiler<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // Count and decide before the call, so that the common case ends in
-        // a tail call (a failure there stays counted: see `Stats`).
-        counters::count_alloc(layout.size());
-        if sampler::countdown(layout.size()) {
-            // SAFETY: the caller's contract for `alloc`, passed on.
-            return unsafe { allocate_at_sample_point(layout, false, &self.inner) };
+        // A failure in the inner allocator stays counted: see `Stats`.
+        if count_alloc(layout.size()) {
+            let inner = InnerCall::new(&self.inner, layout);
+            return alloc_at_sample_point(layout.size(), move |size| {
+                // SAFETY: the caller's contract for `alloc`, passed on: `size`
+                // is `layout.size()`.
+                unsafe { inner.allocator.alloc(inner.layout(size)) }
+            });
         }
         // SAFETY: the caller's contract for `alloc`, passed on unchanged.
         unsafe { self.inner.alloc(layout) }
@@ -153,10 +121,13 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Profiler<A> {
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        counters::count_alloc(layout.size());
-        if sampler::countdown(layout.size()) {
-            // SAFETY: the caller's contract for `alloc_zeroed`, passed on.
-            return unsafe { allocate_at_sample_point(layout, true, &self.inner) };
+        if count_alloc(layout.size()) {
+            let inner = InnerCall::new(&self.inner, layout);
+            return alloc_at_sample_point(layout.size(), move |size| {
+                // SAFETY: the caller's contract for `alloc_zeroed`, passed on:
+                // `size` is `layout.size()`.
+                unsafe { inner.allocator.alloc_zeroed(inner.layout(size)) }
+            });
         }
         // SAFETY: the caller's contract for `alloc_zeroed`, passed on unchanged.
         unsafe { self.inner.alloc_zeroed(layout) }
@@ -164,11 +135,15 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Profiler<A> {
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if counters::free_needs_slow_path(ptr) {
-            // SAFETY: the caller's contract for `dealloc`, passed on.
-            return unsafe { free_slowly(ptr, layout, &self.inner) };
+        if free_needs_slow_path(ptr) {
+            let inner = InnerCall::new(&self.inner, layout);
+            return free_slowly(ptr, layout.size(), move |ptr, size| {
+                // SAFETY: the caller's contract for `dealloc`, passed on: `ptr`
+                // is the caller's and `size` is `layout.size()`.
+                unsafe { inner.allocator.dealloc(ptr, inner.layout(size)) }
+            });
         }
-        counters::count_free(layout.size());
+        count_free(layout.size());
         // SAFETY: `ptr` and `layout` are the caller's, who got `ptr` from
         // this allocator, i.e. from `inner` with this layout.
         unsafe { self.inner.dealloc(ptr, layout) }
@@ -176,72 +151,25 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Profiler<A> {
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if counters::free_needs_slow_path(ptr) {
-            // SAFETY: the caller's contract for `realloc`, passed on.
-            return unsafe { realloc_slowly(ptr, layout, new_size, &self.inner) };
+        let inner = InnerCall::new(&self.inner, layout);
+        let resize = move |ptr, old_size, new_size| {
+            // SAFETY: the caller's contract for `realloc`, passed on: the slow
+            // paths pass back the caller's `ptr`, `layout.size()` and
+            // `new_size`.
+            unsafe {
+                inner
+                    .allocator
+                    .realloc(ptr, inner.layout(old_size), new_size)
+            }
+        };
+        if free_needs_slow_path(ptr) {
+            return realloc_slowly(ptr, layout.size(), new_size, resize);
         }
-        // As in `alloc`: counted before the call, to end in a tail call.
-        counters::count_free(layout.size());
-        counters::count_alloc(new_size);
-        if sampler::countdown(new_size) {
-            // SAFETY: the caller's contract for `realloc`, passed on.
-            return unsafe { realloc_at_sample_point(ptr, layout, new_size, &self.inner) };
+        count_free(layout.size());
+        if count_alloc(new_size) {
+            return realloc_at_sample_point(ptr, layout.size(), new_size, resize);
         }
         // SAFETY: the caller's contract for `realloc`, passed on unchanged.
         unsafe { self.inner.realloc(ptr, layout, new_size) }
     }
-}
-
-/// `realloc` of a block that needs no forgetting, to a new block that
-/// reached the end of the countdown.
-#[cold]
-#[inline(never)]
-unsafe fn realloc_at_sample_point<A: GlobalAlloc>(
-    ptr: *mut u8,
-    layout: Layout,
-    new_size: usize,
-    inner: &A,
-) -> *mut u8 {
-    // SAFETY: the caller's contract for `realloc`, passed on unchanged.
-    let new_ptr = unsafe { inner.realloc(ptr, layout, new_size) };
-    if new_ptr.is_null() {
-        counters::uncount_alloc(new_size);
-        counters::uncount_free(layout.size());
-        sampler::uncount(new_size);
-    } else {
-        sample_point(new_ptr, new_size);
-    }
-    new_ptr
-}
-
-/// `realloc` of a block that may have been sampled (or on a thread not yet
-/// registered).
-#[cold]
-#[inline(never)]
-unsafe fn realloc_slowly<A: GlobalAlloc>(
-    ptr: *mut u8,
-    layout: Layout,
-    new_size: usize,
-    inner: &A,
-) -> *mut u8 {
-    let old_bucket = forget_block(ptr);
-    // SAFETY: the caller's contract for `realloc`, passed on unchanged.
-    let new_ptr = unsafe { inner.realloc(ptr, layout, new_size) };
-    if let Some(bucket) = old_bucket {
-        if new_ptr.is_null() {
-            // The old block is still allocated and still the caller's.
-            record::put_back(ptr, bucket);
-        } else {
-            record::count_free(bucket);
-        }
-    }
-    if new_ptr.is_null() {
-        return new_ptr;
-    }
-    counters::count_free(layout.size());
-    counters::count_alloc(new_size);
-    if sampler::countdown(new_size) {
-        sample_point(new_ptr, new_size);
-    }
-    new_ptr
 }

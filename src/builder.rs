@@ -7,10 +7,11 @@
 
 use std::path::Path;
 
-use crate::guard::Guard;
+use crate::core::guard::Guard;
+use crate::core::peak;
 use crate::pprof;
 use crate::profile::{self, Counts, Flavour};
-use crate::{peak, symbolize, Error, Symbolize};
+use crate::{symbolize, Error, Symbolize};
 
 /// Which profile to build. Every kind has Go's four heap sample types
 /// (`alloc_objects`, `alloc_space`, `inuse_objects`, `inuse_space`); they

@@ -6,7 +6,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::{dump, peak, Error, Symbolize};
+use crate::core::peak;
+use crate::{dump, Error, Symbolize};
 
 /// What heapprof does besides sampling: the sample rate, automatic dumps,
 /// the peak profile and the debug endpoint.
@@ -119,7 +120,7 @@ impl Config {
     /// cannot listen; what was started before the error stays started.
     pub fn start(&self) -> Result<(), Error> {
         if let Some(rate) = self.rate {
-            crate::sampler::set_rate(rate as u64);
+            crate::core::sampler::set_rate(rate as u64);
         }
         if let Some(mode) = self.symbolize {
             crate::symbolize::set_mode(mode);
@@ -163,7 +164,7 @@ impl Config {
                 let rate = parse_bytes(value).ok_or_else(|| {
                     bad(
                         "a number of bytes such as 524288 or 512k",
-                        &format!("keeping the rate at {}", crate::sampler::rate()),
+                        &format!("keeping the rate at {}", crate::core::sampler::rate()),
                     )
                 })?;
                 self.rate = Some(rate);
@@ -335,7 +336,7 @@ extern "C" fn start_from_env() {
         return;
     };
     let spec = spec.to_string_lossy();
-    if !crate::counters::profiler_installed() {
+    if !crate::core::counters::profiler_installed() {
         eprintln!(
             "heapprof: warning: HEAPPROF is set, but heapprof::Profiler is not this program's global allocator; ignoring HEAPPROF"
         );

@@ -9,7 +9,7 @@ use std::sync::{Mutex, Once};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::builder::{self, Kind};
-use crate::guard::Guard;
+use crate::core::guard::Guard;
 use crate::Error;
 
 /// The pattern used when a dump is asked for without one.

@@ -10,13 +10,19 @@
 //! in both after a fork); each process then records its own allocations. In
 //! the child, the counters of the parent's other threads are folded into the
 //! exited threads' totals, since their memory may be reused.
+//!
+//! It sits beside the core, not in it, because it orders the dashboard's
+//! lock (the symbol cache's) with the core's. The allocation path only calls
+//! [`register_handlers`], which returns before any stack is captured, so no
+//! frame of this module is ever in a sample. The handlers must never take a
+//! lock out of that order, nor panic: they run inside `fork`.
 
 use std::cell::UnsafeCell;
 use std::sync::{MutexGuard, Once};
 
-use crate::guard::Guard;
-
-use crate::{counters, peak, symbolize, table};
+use crate::core::guard::Guard;
+use crate::core::{counters, peak, table};
+use crate::symbolize;
 
 /// The guards held from the prepare handler to the parent/child handlers,
 /// all of which run on the forking thread.

@@ -14,10 +14,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::builder::{self, Kind};
-use crate::guard::Guard;
+use crate::core::guard::Guard;
+use crate::core::table;
 use crate::pprof::Profile;
 use crate::profile::{self, Counts, Flavour};
-use crate::{metrics, table, Error};
+use crate::{metrics, Error};
 
 /// Connections served at once; more are refused with `503`.
 const MAX_CONNECTIONS: usize = 16;
@@ -406,7 +407,7 @@ fn mem_page() -> String {
         ("frees", s.frees),
         ("resident_bytes", s.resident_bytes),
         ("virtual_bytes", s.virtual_bytes),
-        ("sample_rate", crate::sampler::rate()),
+        ("sample_rate", crate::core::sampler::rate()),
     ] {
         let _ = writeln!(out, "{name:<16} {v}");
     }

@@ -75,35 +75,41 @@
 //! (2 MiB, lazily touched). Samples beyond a bound are counted as dropped and
 //! the profile says so in a comment.
 
+//! # The house
+//!
+//! This crate is the runtime: [`Profiler`] (`alloc.rs`, the `GlobalAlloc`
+//! impl alone), the allocation path under `core` (its cold entry points are
+//! the contract a C `malloc` shim calls too, so `heapprof run` can share
+//! them), the unwinders, and the dashboard. Profiles are read and written by
+//! the `heapprof-pprof` crate, re-exported as [`pprof`]; every view of them
+//! (top, flamegraph, diff...) is in `heapprof-report`, which the `heapprof`
+//! command maps its flags onto.
+
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 mod alloc;
-mod blocks;
 mod builder;
 mod config;
-mod counters;
+pub mod core;
 mod dump;
 mod error;
 mod fork;
-mod guard;
 #[cfg(feature = "http")]
 mod http;
-mod local;
 mod mappings;
 pub mod metrics;
-mod peak;
 mod profile;
-mod record;
-mod sampler;
 mod stats;
 mod symbolize;
 mod sys;
-mod table;
 mod unwind;
 
 use std::path::Path;
 
+use crate::core::sampler;
+
+pub use crate::core::sampler::DEFAULT_RATE;
 pub use alloc::Profiler;
 pub use builder::{profile, HeapProfile, Kind, ProfileBuilder};
 pub use config::Config;
@@ -112,7 +118,6 @@ pub use error::Error;
 pub use heapprof_pprof as pprof;
 #[cfg(feature = "http")]
 pub use http::serve;
-pub use sampler::DEFAULT_RATE;
 pub use stats::{measure, stats, AllocStats, Stats};
 pub use symbolize::Mode as Symbolize;
 pub use unwind::MAX_DEPTH;

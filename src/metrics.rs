@@ -21,7 +21,8 @@
 
 use std::io::{self, Write};
 
-use crate::{sampler, stats, table, Stats};
+use crate::core::{sampler, table};
+use crate::{stats, Stats};
 
 /// Whether a metric only grows or goes up and down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,7 +218,7 @@ pub fn read(samples: &mut [Sample<'_>]) {
 }
 
 fn table_summary() -> (u64, u64, u64) {
-    let _guard = crate::guard::Guard::enter();
+    let _guard = crate::core::guard::Guard::enter();
     table::lock().summary()
 }
 

@@ -10,12 +10,13 @@
 use rustc_hash::FxHashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::guard::Guard;
+use crate::core::guard::Guard;
+use crate::core::{sampler, table};
 use crate::pprof::{
     Function, Label, LabelValue, Line, Location, Mapping, Profile, Sample, ValueType,
 };
 use crate::symbolize;
-use crate::{mappings, sampler, table, unwind, Error};
+use crate::{mappings, unwind, Error};
 
 /// Which view of the data a profile shows by default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Exact counters, the `MemStats` of heapprof: [`stats`] for the process,
 //! [`measure`] for a closure on the current thread.
 
-use crate::{counters, peak};
+use crate::core::{counters, peak};
 
 /// The process's allocation counters, exact (not sampled), read by
 /// [`stats`]. Every allocation through the global allocator counts,

@@ -30,31 +30,10 @@ const RUNTIME_MODULES: &[&str] = &[
     "heapprof::alloc::",
     "heapprof::core::",
     "heapprof::unwind::",
-    "heapprof::record::",
-    "heapprof::sampler::",
-    "heapprof::blocks::",
-    "heapprof::table::",
-    "heapprof::guard::",
-    "heapprof::counters::",
-    "heapprof::local::",
-    "heapprof::peak::",
 ];
 
 /// The same modules' source files, relative to the runtime crate's root.
-const RUNTIME_FILES: &[&str] = &[
-    "src/alloc.rs",
-    "src/core/",
-    "src/unwind/",
-    "src/unwind.rs",
-    "src/record.rs",
-    "src/sampler.rs",
-    "src/blocks.rs",
-    "src/table.rs",
-    "src/guard.rs",
-    "src/counters.rs",
-    "src/local.rs",
-    "src/peak.rs",
-];
+const RUNTIME_FILES: &[&str] = &["src/alloc.rs", "src/core/", "src/unwind/"];
 
 /// Symbols of the allocator shim and the unwinder.
 const MACHINERY_SYMBOLS: &[&str] = &["__rust_", "__rg_", "__rdl_", "_Unwind_", "__rustc::"];
@@ -215,7 +194,7 @@ mod tests {
     #[test]
     fn machinery_is_recognised() {
         for name in [
-            "heapprof::record::sampled_alloc",
+            "heapprof::core::hooks::sampled_alloc",
             "<heapprof::alloc::Profiler<A> as core::alloc::global::GlobalAlloc>::alloc",
             "__rust_alloc",
             "__rg_alloc",

@@ -9,25 +9,22 @@
 //!
 //! A thread registers at its first allocation (the sampling countdown starts
 //! at zero, so that one takes the cold path) or its first free (its filter of
-//! sampled addresses starts as one that sends every free to the slow path). It unregisters in a `pthread_key` destructor, which glibc
-//! runs after every Rust thread-local destructor, folding its counts into the
-//! totals of exited threads.
+//! sampled addresses starts as one that sends every free to the slow path).
+//! It unregisters in a `pthread_key` destructor, which glibc runs after every
+//! Rust thread-local destructor, folding its counts into the totals of exited
+//! threads.
+//!
+//! Counting must never lock, allocate or panic. Registration and reads lock
+//! the registry, always under the reentrancy guard, so a signal handler's
+//! allocation on the same thread skips registration rather than wait for it;
+//! what the registry allocates is the profiler's own and is not counted.
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, Once};
 
-use crate::blocks;
-use crate::guard::{self, Guard};
-use crate::local::LOCAL;
-
-/// Cumulative counts of one thread (or of all exited threads).
-pub(crate) struct Counts {
-    allocs: AtomicU64,
-    alloc_bytes: AtomicU64,
-    frees: AtomicU64,
-    free_bytes: AtomicU64,
-}
+use super::blocks;
+use super::guard::{self, Guard};
+use super::thread::{self, Counts, Local};
 
 /// A plain copy of [`Counts`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,15 +43,6 @@ impl Totals {
 }
 
 impl Counts {
-    const fn new() -> Self {
-        Counts {
-            allocs: AtomicU64::new(0),
-            alloc_bytes: AtomicU64::new(0),
-            frees: AtomicU64::new(0),
-            free_bytes: AtomicU64::new(0),
-        }
-    }
-
     fn read(&self) -> Totals {
         Totals {
             allocs: self.allocs.load(Relaxed),
@@ -72,27 +60,9 @@ impl Counts {
     }
 }
 
-pub(crate) struct ThreadCounts {
-    counts: Counts,
-    /// The sampled-address filter this thread's frees consult: the real one
-    /// once registered, [`blocks::UNREGISTERED`] (all "maybe") before, so
-    /// that the first free of a thread that never allocated reaches the
-    /// slow path and registers it.
-    filter: Cell<&'static blocks::Filter>,
-}
-
-impl ThreadCounts {
-    pub(crate) const fn new() -> Self {
-        ThreadCounts {
-            counts: Counts::new(),
-            filter: Cell::new(&blocks::UNREGISTERED),
-        }
-    }
-}
-
 #[inline(always)]
-fn with<R>(f: impl FnOnce(&ThreadCounts) -> R) -> R {
-    LOCAL.with(|local| f(&local.counts))
+fn with<R>(f: impl FnOnce(&Counts) -> R) -> R {
+    thread::with(|local| f(&local.counts))
 }
 
 /// Adds to a counter that only the current thread writes: a relaxed load
@@ -106,8 +76,8 @@ fn bump(counter: &AtomicU64, by: u64) {
 #[inline(always)]
 pub(crate) fn count_alloc(size: usize) {
     with(|c| {
-        bump(&c.counts.allocs, 1);
-        bump(&c.counts.alloc_bytes, size as u64);
+        bump(&c.allocs, 1);
+        bump(&c.alloc_bytes, size as u64);
     });
 }
 
@@ -115,36 +85,29 @@ pub(crate) fn count_alloc(size: usize) {
 #[inline(always)]
 pub(crate) fn count_free(size: usize) {
     with(|c| {
-        bump(&c.counts.frees, 1);
-        bump(&c.counts.free_bytes, size as u64);
+        bump(&c.frees, 1);
+        bump(&c.free_bytes, size as u64);
     });
 }
 
 /// Takes back an allocation counted by [`count_alloc`] that failed.
 pub(crate) fn uncount_alloc(size: usize) {
     with(|c| {
-        bump(&c.counts.allocs, 1u64.wrapping_neg());
-        bump(&c.counts.alloc_bytes, (size as u64).wrapping_neg());
+        bump(&c.allocs, 1u64.wrapping_neg());
+        bump(&c.alloc_bytes, (size as u64).wrapping_neg());
     });
 }
 
 /// Takes back a free counted by [`count_free`] that did not happen.
 pub(crate) fn uncount_free(size: usize) {
     with(|c| {
-        bump(&c.counts.frees, 1u64.wrapping_neg());
-        bump(&c.counts.free_bytes, (size as u64).wrapping_neg());
+        bump(&c.frees, 1u64.wrapping_neg());
+        bump(&c.free_bytes, (size as u64).wrapping_neg());
     });
 }
 
-/// Whether freeing `ptr` needs the slow path: it may be a sampled block, or
-/// this thread is not registered yet. One load of the thread's filter.
-#[inline(always)]
-pub(crate) fn free_needs_slow_path(ptr: *mut u8) -> bool {
-    with(|c| blocks::may_be_sampled_in(c.filter.get(), ptr))
-}
-
-fn registered(c: &ThreadCounts) -> bool {
-    std::ptr::eq(c.filter.get(), blocks::filter())
+fn registered(local: &Local) -> bool {
+    std::ptr::eq(local.filter.get(), blocks::filter())
 }
 
 /// Runs `f` (heapprof's own work on the allocation path: recording a sample,
@@ -155,19 +118,19 @@ fn registered(c: &ThreadCounts) -> bool {
 #[inline]
 pub(crate) fn uncounted<R>(f: impl FnOnce() -> R) -> R {
     with(|c| {
-        let before = c.counts.read();
+        let before = c.read();
         let result = f();
-        c.counts.allocs.store(before.allocs, Relaxed);
-        c.counts.alloc_bytes.store(before.alloc_bytes, Relaxed);
-        c.counts.frees.store(before.frees, Relaxed);
-        c.counts.free_bytes.store(before.free_bytes, Relaxed);
+        c.allocs.store(before.allocs, Relaxed);
+        c.alloc_bytes.store(before.alloc_bytes, Relaxed);
+        c.frees.store(before.frees, Relaxed);
+        c.free_bytes.store(before.free_bytes, Relaxed);
         result
     })
 }
 
 /// This thread's own counts so far.
 pub(crate) fn this_thread() -> Totals {
-    with(|c| c.counts.read())
+    with(|c| c.read())
 }
 
 /// A registered thread's counters. The pointer stays valid until the thread's
@@ -203,16 +166,16 @@ pub(crate) fn lock() -> MutexGuard<'static, Registry> {
 #[cold]
 #[inline(never)]
 pub(crate) fn register_this_thread() {
-    if with(registered) || guard::is_active() {
+    if thread::with(registered) || guard::is_active() {
         return;
     }
     let _guard = Guard::enter();
     uncounted(|| {
-        with(|c| {
-            if registered(c) {
+        thread::with(|local| {
+            if registered(local) {
                 return;
             }
-            let ptr = ThreadPtr(&c.counts);
+            let ptr = ThreadPtr(&local.counts);
             {
                 let mut registry = lock();
                 if registry.threads.try_reserve(1).is_err() {
@@ -220,7 +183,7 @@ pub(crate) fn register_this_thread() {
                 }
                 registry.threads.push(ptr);
             }
-            c.filter.set(blocks::filter());
+            local.filter.set(blocks::filter());
             KEY_ONCE.call_once(|| {
                 let mut key: libc::pthread_key_t = 0;
                 // SAFETY: `key` is a valid out-pointer; the destructor is an
@@ -248,7 +211,7 @@ extern "C" fn on_thread_exit(counts: *mut libc::c_void) {
     drop(registry);
     // Should this thread allocate again (a later destructor), it registers
     // again and glibc runs this destructor once more.
-    with(|c| c.filter.set(&blocks::UNREGISTERED));
+    thread::with(|local| local.filter.set(&blocks::UNREGISTERED));
 }
 
 /// The process's counts: every thread's, summed. Each counter is exact at
@@ -277,7 +240,7 @@ impl Registry {
     /// In a forked child, only the forking thread exists: fold the others
     /// away (their memory may be reused by the child's new threads).
     pub(crate) fn keep_only_this_thread(&mut self) {
-        let own = with(|c| ThreadPtr(&c.counts));
+        let own = with(|c| ThreadPtr(c));
         let mut i = 0;
         while i < self.threads.len() {
             let p = self.threads[i];

@@ -1,17 +1,14 @@
-//! The thread-local reentrancy guard.
+//! The reentrancy guard.
 //!
 //! While the profiler itself runs on a thread (capturing a stack, writing a
 //! profile), allocations on that thread must pass straight to the inner
 //! allocator: otherwise recording a sample would allocate, which could sample,
-//! which would record... The flag is a const-initialized `Cell<bool>` with no
-//! destructor, so touching it never allocates and works even while the
-//! thread's other thread-locals are being destroyed.
+//! which would record... The flag lives in the thread's state
+//! ([`super::thread`]), so entering and leaving never allocates and works even
+//! while the thread's other thread-locals are being destroyed. Neither may
+//! ever lock, allocate or panic.
 
-use std::cell::Cell;
-
-thread_local! {
-    static IN_PROFILER: Cell<bool> = const { Cell::new(false) };
-}
+use super::thread;
 
 /// Marks the current thread as "inside the profiler" until dropped; restores
 /// the previous state, so guards nest.
@@ -24,7 +21,7 @@ impl Guard {
     #[inline]
     pub(crate) fn enter() -> Guard {
         Guard {
-            was_active: IN_PROFILER.with(|flag| flag.replace(true)),
+            was_active: thread::with(|local| local.in_profiler.replace(true)),
         }
     }
 }
@@ -32,12 +29,12 @@ impl Guard {
 impl Drop for Guard {
     #[inline]
     fn drop(&mut self) {
-        IN_PROFILER.with(|flag| flag.set(self.was_active));
+        thread::with(|local| local.in_profiler.set(self.was_active));
     }
 }
 
 /// Whether the current thread is inside the profiler.
 #[inline]
 pub(crate) fn is_active() -> bool {
-    IN_PROFILER.with(Cell::get)
+    thread::with(|local| local.in_profiler.get())
 }

@@ -21,6 +21,9 @@
 //! live-heap / 512 KiB sampled blocks, far below it; in exact mode (rate 1)
 //! every live block needs a slot, and blocks that find none are not recorded
 //! and are counted as dropped.
+//!
+//! Nothing here locks, allocates or panics: both tables are fixed-size
+//! statics, and a full probe window makes a dropped sample, not a wait.
 
 use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 

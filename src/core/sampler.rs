@@ -14,12 +14,14 @@
 //! of its allocations; within `OFF_RECHECK_BYTES` when sampling was off), as
 //! with Go's `MemProfileRate`. Set the rate first thing in `main` for exact
 //! figures.
+//!
+//! Nothing here locks, allocates or panics: the countdown is inline on the
+//! hot path, and the cold path only reads atomics and the thread's state.
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::guard;
-use crate::local::LOCAL;
+use super::guard;
+use super::thread::{self, ThreadSampler};
 
 /// The default mean distance between samples: 512 KiB, as in Go and jemalloc.
 pub const DEFAULT_RATE: u64 = 512 * 1024;
@@ -41,38 +43,9 @@ static EPOCH: AtomicU32 = AtomicU32::new(1);
 static SEED: AtomicU64 = AtomicU64::new(0);
 static THREADS_SEEN: AtomicU64 = AtomicU64::new(0);
 
-pub(crate) struct ThreadSampler {
-    bytes_until_sample: Cell<i64>,
-    /// The part of the distance to the next sample point not yet in the
-    /// countdown.
-    deferred: Cell<i64>,
-    /// What the countdown was last loaded with.
-    loaded: Cell<i64>,
-    /// Bytes allocated since the last checkpoint, up to the last load.
-    unchecked: Cell<i64>,
-    rng_state: Cell<u64>,
-    /// Epoch whose rate and seed this thread uses; 0 before its first sample point.
-    epoch: Cell<u32>,
-    rate: Cell<u64>,
-}
-
-impl ThreadSampler {
-    pub(crate) const fn new() -> Self {
-        ThreadSampler {
-            bytes_until_sample: Cell::new(0),
-            deferred: Cell::new(0),
-            loaded: Cell::new(0),
-            unchecked: Cell::new(0),
-            rng_state: Cell::new(0),
-            epoch: Cell::new(0),
-            rate: Cell::new(DEFAULT_RATE),
-        }
-    }
-}
-
 #[inline(always)]
 fn with<R>(f: impl FnOnce(&ThreadSampler) -> R) -> R {
-    LOCAL.with(|local| f(&local.sampler))
+    thread::with(|local| f(&local.sampler))
 }
 
 /// The hot-path test: counts `size` down and returns true when this
@@ -250,6 +223,8 @@ pub(crate) fn weight(size: u64, rate: u64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+
     use super::*;
 
     #[test]

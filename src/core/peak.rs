@@ -9,13 +9,17 @@
 //! that explains an out-of-memory kill.
 //! The copy takes the table's lock as long as a profile write does, and
 //! happens O(log peak) times in a run.
+//!
+//! A checkpoint runs on the allocation path: it must never panic, and does
+//! its locking and allocating under the reentrancy guard; it never waits for
+//! the recorded peak's lock (another thread recording makes it skip).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use crate::guard::{self, Guard};
-use crate::{counters, table};
+use super::guard::{self, Guard};
+use super::{counters, table};
 
 /// No peak profile is recorded below this many live bytes.
 const MIN_PROFILE_BYTES: u64 = 64 << 10;
