@@ -64,11 +64,7 @@ pub(crate) fn start(
         });
     }
     // Registered for interval dumps too: exit waits for one being written.
-    REGISTER_AT_EXIT.call_once(|| {
-        // SAFETY: `at_exit` is an `extern "C"` function with no arguments
-        // that lives for the whole program.
-        unsafe { libc::atexit(at_exit) };
-    });
+    REGISTER_AT_EXIT.call_once(|| crate::sys::at_exit(at_exit));
     Ok(())
 }
 

@@ -3,8 +3,8 @@
 //! locks the profiler takes (the symbol cache's, the peak profile's, the
 //! sample table's and the counter registry's, in that order) are
 //! acquired just before `fork` and released just after it, in the parent and
-//! in the child, with `pthread_atfork` handlers registered at the first
-//! sample. A child then samples and writes profiles like any process.
+//! in the child, with `pthread_atfork` handlers registered before `main`.
+//! A child then samples and writes profiles like any process.
 //!
 //! Its figures start as a copy of the parent's (the same live blocks exist
 //! in both after a fork); each process then records its own allocations. In
@@ -12,17 +12,16 @@
 //! exited threads' totals, since their memory may be reused.
 //!
 //! It sits beside the core, not in it, because it orders the dashboard's
-//! lock (the symbol cache's) with the core's. The allocation path only calls
-//! [`register_handlers`], which returns before any stack is captured, so no
-//! frame of this module is ever in a sample. The handlers must never take a
-//! lock out of that order, nor panic: they run inside `fork`.
+//! lock (the symbol cache's) with the core's; the allocation path never
+//! calls it. The handlers must never take a lock out of that order, nor
+//! panic: they run inside `fork`.
 
 use std::cell::UnsafeCell;
 use std::sync::{MutexGuard, Once};
 
 use crate::core::guard::Guard;
 use crate::core::{counters, peak, table};
-use crate::symbolize;
+use crate::{symbolize, sys};
 
 /// The guards held from the prepare handler to the parent/child handlers,
 /// all of which run on the forking thread.
@@ -46,18 +45,17 @@ static REGISTER: Once = Once::new();
 
 /// Installs the fork handlers, once per process.
 pub(crate) fn register_handlers() {
-    REGISTER.call_once(|| {
-        // SAFETY: the handlers are `extern "C"` functions with no arguments
-        // that live for the whole program, as pthread_atfork requires.
-        unsafe {
-            libc::pthread_atfork(
-                Some(before_fork),
-                Some(after_fork_in_parent),
-                Some(after_fork_in_child),
-            );
-        }
-    });
+    REGISTER.call_once(|| sys::at_fork(before_fork, after_fork_in_parent, after_fork_in_child));
 }
+
+/// Before `main`, while the process has one thread: the registry lock is
+/// taken at every thread's first allocation, long before any sample, so
+/// the handlers must be in place before any other thread exists.
+extern "C" fn register_before_main() {
+    register_handlers();
+}
+
+sys::run_before_main!(FORK_HANDLERS, register_before_main);
 
 extern "C" fn before_fork() {
     let _guard = Guard::enter();
@@ -88,14 +86,16 @@ mod tests {
 
     use super::*;
 
-    /// Forks while another thread holds the table lock: without the
-    /// handlers the child would find it locked forever.
+    /// Forks while another thread holds the table lock and the counter
+    /// registry's (which a thread takes at its first allocation, before any
+    /// sample): without the handlers the child would find them locked
+    /// forever. Nothing here registers them: they are installed before main.
     #[test]
     fn a_child_forked_while_the_table_is_locked_can_lock_it() {
-        register_handlers();
         let (locked_tx, locked_rx) = std::sync::mpsc::channel();
         let holder = std::thread::spawn(move || {
             let _table = table::lock();
+            let _registry = counters::lock();
             let _cache = symbolize::lock_cache();
             locked_tx.send(()).unwrap();
             std::thread::sleep(Duration::from_millis(300));
@@ -107,6 +107,7 @@ mod tests {
         if pid == 0 {
             drop(symbolize::lock_cache());
             drop(table::lock());
+            drop(counters::lock());
             // SAFETY: leave the child without running the test harness.
             unsafe { libc::_exit(0) };
         }

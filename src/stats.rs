@@ -130,8 +130,6 @@ fn process_memory() -> Option<(u64, u64)> {
     let mut fields = text.split_ascii_whitespace();
     let size: u64 = fields.next()?.parse().ok()?;
     let resident: u64 = fields.next()?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    let page = u64::try_from(page).ok().filter(|&p| p > 0)?;
+    let page = crate::sys::page_size()?;
     Some((resident * page, size * page))
 }

@@ -19,12 +19,14 @@
 //! allocation on the same thread skips registration rather than wait for it;
 //! what the registry allocates is the profiler's own and is not counted.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, MutexGuard, Once};
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use super::blocks;
 use super::guard::{self, Guard};
 use super::thread::{self, Counts, Local};
+use crate::sys::ThreadExitKey;
 
 /// A plain copy of [`Counts`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -151,8 +153,7 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
 /// Counts of threads that have exited (or, in a forked child, that were not
 /// copied into it).
 static EXITED: Counts = Counts::new();
-static KEY_ONCE: Once = Once::new();
-static KEY: AtomicU32 = AtomicU32::new(0);
+static EXIT_KEY: OnceLock<Option<ThreadExitKey>> = OnceLock::new();
 
 /// Locks the registry. Whoever holds it must hold the guard too: a signal
 /// handler's allocation on the same thread then skips registration instead
@@ -184,22 +185,17 @@ pub(crate) fn register_this_thread() {
                 registry.threads.push(ptr);
             }
             local.filter.set(blocks::filter());
-            KEY_ONCE.call_once(|| {
-                let mut key: libc::pthread_key_t = 0;
-                // SAFETY: `key` is a valid out-pointer; the destructor is an
-                // `extern "C"` function that lives for the whole program.
-                unsafe { libc::pthread_key_create(&mut key, Some(on_thread_exit)) };
-                KEY.store(key, Relaxed);
-            });
-            // SAFETY: the key was created above. A non-null value makes glibc
-            // call the destructor at thread exit, after Rust's TLS destructors.
-            unsafe { libc::pthread_setspecific(KEY.load(Relaxed), ptr.0.cast_mut().cast()) };
+            // A non-null value makes glibc call the destructor at thread
+            // exit, after Rust's thread-local destructors.
+            if let Some(key) = EXIT_KEY.get_or_init(|| ThreadExitKey::new(on_thread_exit)) {
+                key.set(ptr.0.cast());
+            }
         })
     });
 }
 
 /// Key destructor: folds the exiting thread's counts into [`EXITED`].
-extern "C" fn on_thread_exit(counts: *mut libc::c_void) {
+extern "C" fn on_thread_exit(counts: *mut c_void) {
     let _guard = Guard::enter();
     let ptr = ThreadPtr(counts.cast_const().cast());
     let mut registry = lock();

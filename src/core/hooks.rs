@@ -13,7 +13,7 @@
 
 use crate::core::guard::Guard;
 use crate::core::{blocks, counters, peak, sampler, table, thread};
-use crate::{fork, unwind};
+use crate::unwind;
 
 /// Counts an allocation of `size` bytes on this thread and runs the sampling
 /// countdown: true when the allocation reached the end of the countdown, and
@@ -163,7 +163,6 @@ fn sample_point(ptr: *mut u8, size: usize) {
 #[inline(never)]
 fn sampled_alloc(ptr: *mut u8, size: usize, rate: u64) {
     let _guard = Guard::enter();
-    fork::register_handlers();
     let mut frames = [0usize; unwind::MAX_DEPTH];
     let depth = unwind::capture(&mut frames, unwind::address_of(sampled_alloc));
     let Some(bucket) = table::lock().record_alloc(&frames[..depth], size as u64, rate) else {

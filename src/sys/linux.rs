@@ -152,6 +152,51 @@ pub(crate) fn trim_malloc_heap() {
     unsafe { libc::malloc_trim(0) };
 }
 
+/// Has glibc call `function` at `exit`, after `main` returns (not after
+/// `_exit` or a fatal signal).
+pub(crate) fn at_exit(function: extern "C" fn()) {
+    // SAFETY: `function` is an `extern "C"` function with no arguments that
+    // lives for the whole program.
+    unsafe { libc::atexit(function) };
+}
+
+/// Has `fork` call `prepare` in the forking thread before it copies the
+/// process, and `parent` and `child` in each process after.
+pub(crate) fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) {
+    // SAFETY: the handlers are `extern "C"` functions with no arguments that
+    // live for the whole program, as pthread_atfork requires.
+    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+}
+
+/// The size of a memory page, if the system says.
+pub(crate) fn page_size() -> Option<u64> {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(page).ok().filter(|&p| p > 0)
+}
+
+/// A thread-specific value whose destructor glibc runs at thread exit,
+/// after every Rust thread-local destructor: with a non-null value set,
+/// `destructor` is called with it when the thread exits.
+pub(crate) struct ThreadExitKey(libc::pthread_key_t);
+
+impl ThreadExitKey {
+    /// A new key, or `None` if the process has run out of keys.
+    pub(crate) fn new(destructor: extern "C" fn(*mut c_void)) -> Option<Self> {
+        let mut key: libc::pthread_key_t = 0;
+        // SAFETY: `key` is a valid out-pointer; the destructor is an
+        // `extern "C"` function that lives for the whole program.
+        let created = unsafe { libc::pthread_key_create(&mut key, Some(destructor)) } == 0;
+        created.then_some(ThreadExitKey(key))
+    }
+
+    /// Sets the calling thread's value.
+    pub(crate) fn set(&self, value: *const c_void) {
+        // SAFETY: the key was created by `new` and is never deleted.
+        unsafe { libc::pthread_setspecific(self.0, value) };
+    }
+}
+
 /// Has the loader call `$function` (an `extern "C" fn()`) before `main`,
 /// as it runs the program's ELF initializers: for code that must run in a
 /// program that never calls into the crate. `$name` names the entry.
