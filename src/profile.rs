@@ -143,18 +143,7 @@ fn build_raw(
         None => Vec::new(),
     };
     Ok(Profile {
-        sample_types: [
-            "alloc_objects/count",
-            "alloc_space/bytes",
-            "inuse_objects/count",
-            "inuse_space/bytes",
-        ]
-        .iter()
-        .map(|t| {
-            let (ty, unit) = t.split_once('/').expect("type/unit");
-            ValueType::new(ty, unit)
-        })
-        .collect(),
+        sample_types: ValueType::go_heap(),
         samples,
         // Every executable segment, main program first, as Go lists the
         // process's mappings: pprof takes the first for the main binary.

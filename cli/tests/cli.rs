@@ -330,18 +330,7 @@ fn synthetic() -> Profile {
         ..Mapping::default()
     };
     Profile {
-        sample_types: [
-            "alloc_objects/count",
-            "alloc_space/bytes",
-            "inuse_objects/count",
-            "inuse_space/bytes",
-        ]
-        .iter()
-        .map(|t| {
-            let (ty, unit) = t.split_once('/').unwrap();
-            ValueType::new(ty, unit)
-        })
-        .collect(),
+        sample_types: ValueType::go_heap(),
         samples: vec![
             sample(&[2, 1, 0], [400, 409_600, 100, 102_400], 1024),
             sample(&[3, 3, 3, 1, 0], [50, 3_276_800, 50, 3_276_800], 65536),

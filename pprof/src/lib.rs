@@ -66,6 +66,26 @@ impl ValueType {
             unit: unit.to_owned(),
         }
     }
+
+    /// The four sample types of a Go heap profile, in Go's order:
+    /// `alloc_objects/count`, `alloc_space/bytes`, `inuse_objects/count`,
+    /// `inuse_space/bytes`.
+    ///
+    /// ```
+    /// let types = heapprof_pprof::ValueType::go_heap();
+    /// assert_eq!(types[3], heapprof_pprof::ValueType::new("inuse_space", "bytes"));
+    /// ```
+    pub fn go_heap() -> Vec<ValueType> {
+        [
+            ("alloc_objects", "count"),
+            ("alloc_space", "bytes"),
+            ("inuse_objects", "count"),
+            ("inuse_space", "bytes"),
+        ]
+        .iter()
+        .map(|&(r#type, unit)| ValueType::new(r#type, unit))
+        .collect()
+    }
 }
 
 /// One stack with one value per sample type.
