@@ -17,7 +17,7 @@
 //! panic: they run inside `fork`.
 
 use std::cell::UnsafeCell;
-use std::sync::{MutexGuard, Once};
+use std::sync::MutexGuard;
 
 use crate::core::guard::Guard;
 use crate::core::{counters, peak, table};
@@ -41,18 +41,12 @@ type Held = (
 unsafe impl Sync for HeldAcrossFork {}
 
 static HELD: HeldAcrossFork = HeldAcrossFork(UnsafeCell::new(None));
-static REGISTER: Once = Once::new();
-
-/// Installs the fork handlers, once per process.
-pub(crate) fn register_handlers() {
-    REGISTER.call_once(|| sys::at_fork(before_fork, after_fork_in_parent, after_fork_in_child));
-}
-
-/// Before `main`, while the process has one thread: the registry lock is
-/// taken at every thread's first allocation, long before any sample, so
-/// the handlers must be in place before any other thread exists.
+/// Installs the fork handlers, from the loader, once, before `main` and
+/// while the process has one thread: the registry lock is taken at every
+/// thread's first allocation, long before any sample, so the handlers must
+/// be in place before any other thread exists.
 extern "C" fn register_before_main() {
-    register_handlers();
+    sys::at_fork(before_fork, after_fork_in_parent, after_fork_in_child);
 }
 
 sys::run_before_main!(FORK_HANDLERS, register_before_main);

@@ -32,8 +32,8 @@ const RUNTIME_MODULES: &[&str] = &[
     "heapprof::unwind::",
 ];
 
-/// The same modules' source files, relative to the runtime crate's root.
-const RUNTIME_FILES: &[&str] = &["src/alloc.rs", "src/core/", "src/unwind/"];
+/// The same modules' source files, below the runtime crate's root.
+const RUNTIME_FILES: &[&str] = &["/src/alloc.rs", "/src/core/", "/src/unwind/"];
 
 /// Symbols of the allocator shim and the unwinder.
 const MACHINERY_SYMBOLS: &[&str] = &["__rust_", "__rg_", "__rdl_", "_Unwind_", "__rustc::"];
@@ -75,7 +75,7 @@ pub fn is_machinery(frame: &Frame) -> bool {
 fn is_runtime_file(file: &str) -> bool {
     let Some(root) = RUNTIME_FILES
         .iter()
-        .find_map(|tail| file.find(&format!("/{tail}")).map(|at| &file[..at]))
+        .find_map(|tail| file.rfind(tail).map(|at| &file[..at]))
     else {
         return false;
     };
