@@ -1,7 +1,8 @@
 //! Fork safety. `fork` copies only the calling thread; a lock held by any
 //! other thread at that moment stays locked forever in the child. So the
-//! locks the profiler takes (the symbol cache's, the peak profile's, the
-//! sample table's and the counter registry's, in that order) are
+//! locks the profiler takes (its walks of the loader's list, the symbol
+//! cache's, the peak profile's, the sample table's and the counter
+//! registry's, in that order) are
 //! acquired just before `fork` and released just after it, in the parent and
 //! in the child, with `pthread_atfork` handlers registered before `main`.
 //! A child then samples and writes profiles like any process.
@@ -29,6 +30,7 @@ struct HeldAcrossFork(UnsafeCell<Option<Held>>);
 
 /// The profiler's locks, in the order they are taken.
 type Held = (
+    MutexGuard<'static, ()>,
     MutexGuard<'static, symbolize::Cache>,
     MutexGuard<'static, Option<peak::Recorded>>,
     MutexGuard<'static, table::Table>,
@@ -53,12 +55,13 @@ sys::run_before_main!(FORK_HANDLERS, register_before_main);
 
 extern "C" fn before_fork() {
     let _guard = Guard::enter();
+    let walks = sys::lock_loader_walks();
     let cache = symbolize::lock_cache();
     let peak = peak::lock();
     let table = table::lock();
     let registry = counters::lock();
     // SAFETY: see `HeldAcrossFork`.
-    unsafe { *HELD.0.get() = Some((cache, peak, table, registry)) };
+    unsafe { *HELD.0.get() = Some((walks, cache, peak, table, registry)) };
 }
 
 extern "C" fn after_fork_in_parent() {
@@ -69,7 +72,7 @@ extern "C" fn after_fork_in_parent() {
 extern "C" fn after_fork_in_child() {
     // SAFETY: see `HeldAcrossFork`. In the child the forking thread is the
     // locks' owner, so unlocking them there is valid too.
-    if let Some((_, _, _, mut registry)) = unsafe { (*HELD.0.get()).take() } {
+    if let Some((_, _, _, _, mut registry)) = unsafe { (*HELD.0.get()).take() } {
         registry.keep_only_this_thread();
     }
 }
@@ -80,14 +83,15 @@ mod tests {
 
     use super::*;
 
-    /// Forks while another thread holds the table lock and the counter
-    /// registry's (which a thread takes at its first allocation, before any
-    /// sample): without the handlers the child would find them locked
-    /// forever. Nothing here registers them: they are installed before main.
+    /// Forks while another thread holds every lock the handlers order (the
+    /// counter registry's, for one, is taken at a thread's first
+    /// allocation, before any sample): without the handlers the child would
+    /// find them locked forever. Nothing here registers them: they are installed before main.
     #[test]
     fn a_child_forked_while_the_table_is_locked_can_lock_it() {
         let (locked_tx, locked_rx) = std::sync::mpsc::channel();
         let holder = std::thread::spawn(move || {
+            let _walks = sys::lock_loader_walks();
             let _table = table::lock();
             let _registry = counters::lock();
             let _cache = symbolize::lock_cache();
@@ -95,10 +99,11 @@ mod tests {
             std::thread::sleep(Duration::from_millis(300));
         });
         locked_rx.recv().unwrap();
-        // SAFETY: the child only takes two locks and `_exit`s.
+        // SAFETY: the child only takes the profiler's locks and `_exit`s.
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0);
         if pid == 0 {
+            drop(sys::lock_loader_walks());
             drop(symbolize::lock_cache());
             drop(table::lock());
             drop(counters::lock());

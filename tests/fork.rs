@@ -102,3 +102,43 @@ fn forked_children_keep_profiling_while_parent_threads_sample() {
     }
     heapprof::set_sample_rate(heapprof::DEFAULT_RATE as usize);
 }
+
+/// glibc leaves its loader lock held in a child forked while another thread
+/// walks the loaded objects, as writing a profile does (its mappings): the
+/// fork handlers wait for the profiler's own walks, so a child forked at
+/// any moment of a write can write a profile.
+#[test]
+fn children_forked_while_a_profile_is_written_can_write_one() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut written = 0;
+            while !stop.load(Ordering::Relaxed) {
+                black_box(heapprof::heap_profile().unwrap());
+                written += 1;
+            }
+            written
+        })
+    };
+    heapprof::heap_profile().unwrap();
+    for round in 0..150 {
+        // SAFETY: the child only builds a profile and `_exit`s.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let ok = heapprof::heap_profile().is_ok();
+            // SAFETY: leave without running the parent's atexit handlers.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        assert!(
+            wait_exited_ok(pid, Duration::from_secs(20)),
+            "child {round} deadlocked or failed"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(
+        writer.join().unwrap() > 0,
+        "the writer wrote during the forks"
+    );
+}

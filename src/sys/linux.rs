@@ -6,9 +6,17 @@
 //! and the reads of what the loader maps. Nothing here panics or allocates
 //! through the profiled path. `dl_iterate_phdr` takes the loader's lock,
 //! which glibc holds only while it links an object into or out of its list.
+//!
+//! glibc does not reset that lock in a forked child: a `fork` while another
+//! thread is inside `dl_iterate_phdr` leaves the child's loader locked
+//! forever, and the child's next walk (a sample, a profile's mappings)
+//! would hang. So every walk here holds [`lock_loader_walks`], which the
+//! fork handlers hold across `fork`. Walks by other code (a panic's unwinder,
+//! another library) are glibc's own hazard, which the child has anyway.
 
 use std::ffi::{c_int, c_void, CStr};
 use std::ops::Range;
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 /// An ELF program header of a loaded object, and the kinds and flags of
 /// them that the unwinders and the mappings look at.
@@ -64,9 +72,38 @@ impl<'a> LoadedObject<'a> {
     }
 }
 
+/// Held by every walk of the loader's list made here, and by the fork
+/// handlers across `fork`.
+static LOADER_WALKS: Mutex<()> = Mutex::new(());
+
+/// Waits until no thread walks the loader's list through this module, and
+/// keeps it so while the guard lives. Take it before any other lock of the
+/// profiler: a walk may allocate, and so sample, while it holds this one.
+pub(crate) fn lock_loader_walks() -> MutexGuard<'static, ()> {
+    LOADER_WALKS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Calls `visit` with each loaded object, main program first, until it
-/// returns false. Holds the loader's lock for the duration.
-pub(crate) fn for_each_object(mut visit: impl FnMut(&LoadedObject<'_>) -> bool) {
+/// returns false. Holds the loader's lock for the duration. For code that
+/// may wait: profile writing.
+pub(crate) fn for_each_object(visit: impl FnMut(&LoadedObject<'_>) -> bool) {
+    let _walk = lock_loader_walks();
+    iterate(visit);
+}
+
+/// [`for_each_object`] for the allocation path, which must not wait: false,
+/// without calling `visit`, while another walk is under way or a `fork` is.
+pub(crate) fn try_for_each_object(visit: impl FnMut(&LoadedObject<'_>) -> bool) -> bool {
+    let _walk = match LOADER_WALKS.try_lock() {
+        Ok(walk) => walk,
+        Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(TryLockError::WouldBlock) => return false,
+    };
+    iterate(visit);
+    true
+}
+
+fn iterate(mut visit: impl FnMut(&LoadedObject<'_>) -> bool) {
     let mut visit: &mut dyn FnMut(&LoadedObject<'_>) -> bool = &mut visit;
     // SAFETY: the callback matches the signature dl_iterate_phdr expects, and
     // `data` is `visit`, alive for the whole call.
@@ -79,14 +116,15 @@ pub(crate) fn for_each_object(mut visit: impl FnMut(&LoadedObject<'_>) -> bool) 
 }
 
 /// The loader's (objects added, objects removed) counts: they change
-/// whenever an object is loaded or unloaded.
-pub(crate) fn loader_generation() -> (u64, u64) {
+/// whenever an object is loaded or unloaded. `None` where
+/// [`try_for_each_object`] is.
+pub(crate) fn loader_generation() -> Option<(u64, u64)> {
     let mut counts = (0, 0);
-    for_each_object(|object| {
+    try_for_each_object(|object| {
         counts = (object.adds, object.subs);
         false // the same in every entry: stop at the first
-    });
-    counts
+    })
+    .then_some(counts)
 }
 
 unsafe extern "C" fn trampoline(

@@ -300,27 +300,27 @@ impl Objects {
 }
 
 /// The object list, read again first if objects were loaded or unloaded
-/// since. `None` while another thread reads it.
+/// since. `None` while another thread reads it or walks the loader's list.
 fn current_objects() -> Option<RwLockReadGuard<'static, Option<Objects>>> {
-    let generation = sys::loader_generation();
+    let generation = sys::loader_generation()?;
     {
         let objects = OBJECTS.try_read().ok()?;
         if objects.as_ref().is_some_and(|o| o.generation == generation) {
             return Some(objects);
         }
     }
-    *OBJECTS.try_write().ok()? = Some(read_objects(generation));
+    *OBJECTS.try_write().ok()? = Some(read_objects(generation)?);
     OBJECTS.try_read().ok()
 }
 
-fn read_objects(generation: (u64, u64)) -> Objects {
+fn read_objects(generation: (u64, u64)) -> Option<Objects> {
     let mut list: Vec<Object> = Vec::new();
-    sys::for_each_object(|object| {
+    let read = sys::try_for_each_object(|object| {
         list.extend(object_of(object));
         true
     });
     list.sort_by_key(|o| o.code.start);
-    Objects { list, generation }
+    read.then_some(Objects { list, generation })
 }
 
 /// The code range and unwind data of a loaded object; `None` without a
@@ -402,8 +402,17 @@ mod tests {
     fn both_ways() -> (Option<Vec<usize>>, Vec<usize>) {
         let start = Registers::here();
         let mut frames = [0usize; MAX_DEPTH];
-        // Skip `both_ways` itself: start at the return into its caller.
-        let walked = walk(&mut frames, start, 1, stack_bounds()).map(|n| frames[..n].to_vec());
+        // Skip `both_ways` itself: start at the return into its caller. A
+        // walk that misses the cache gives up while another test walks the
+        // loader's list: try again for a while, as a later sample would.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let walked = loop {
+            let walked = walk(&mut frames, start, 1, stack_bounds());
+            if walked.is_some() || std::time::Instant::now() > deadline {
+                break walked.map(|n| frames[..n].to_vec());
+            }
+            std::thread::yield_now();
+        };
         let mut reference = Vec::new();
         backtrace::trace(|frame| {
             reference.push(frame.ip() as usize);
