@@ -143,10 +143,17 @@ fn from_proto(mut p: proto::Profile) -> Result<Profile, Error> {
     if p.string_table.first().is_some_and(|s| !s.is_empty()) {
         return Err(malformed("string_table[0] must be empty".into()));
     }
+    // Invalid UTF-8 is shown with U+FFFD in place of the bad bytes.
     let strings = Strings(if p.string_table.is_empty() {
         vec![String::new()]
     } else {
         p.string_table
+            .into_iter()
+            .map(|s| {
+                String::from_utf8(s)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+            })
+            .collect()
     });
 
     let sample_types = p
@@ -318,5 +325,18 @@ mod tests {
         assert!(bomb.len() < 4096, "a megabyte of zeros gzips small");
         let err = decode_within(&bomb, 64 << 10).unwrap_err();
         assert!(err.to_string().contains("exceeds 65536 bytes"), "{err}");
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_refused() {
+        let profile = crate::Profile {
+            sample_types: vec![crate::ValueType::new("samples", "count")],
+            ..crate::Profile::default()
+        };
+        let mut raw = proto::Profile::decode(&profile.encode_raw()[..]).unwrap();
+        raw.string_table.push(b"bad \xff byte".to_vec());
+        raw.comment.push(raw.string_table.len() as i64 - 1);
+        let decoded = crate::Profile::decode(&raw.encode_to_vec()).unwrap();
+        assert_eq!(decoded.comments, ["bad \u{fffd} byte"]);
     }
 }

@@ -151,7 +151,7 @@ impl Profile {
             mapping,
             location,
             function,
-            string_table: s.table,
+            string_table: s.table.into_iter().map(String::into_bytes).collect(),
             drop_frames,
             keep_frames,
             time_nanos: self.time_nanos,

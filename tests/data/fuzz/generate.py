@@ -109,6 +109,9 @@ CASES = {
     # 200 KB of two-byte empty samples: accepted, and each one costs the
     # reader far more memory than its two bytes.
     "valid-100000-empty-samples.pb.gz": gz(b"\x12\x00" * 100_000),
+    # Invalid UTF-8 in the string table: pprof reads it, and so does
+    # heapprof, with U+FFFD for the bad bytes.
+    "valid-string-not-utf8.pb": profile(strings=["", "space", "bytes"], extra=ld(6, b"\xff\xfe")),
     # The gzip layer.
     "empty.pb": b"",
     "gzip-header-only.pb.gz": gz(VALID)[:10],
@@ -129,7 +132,6 @@ CASES = {
     "length-4gib.pb": VALID + key(2, 2) + varint(0xFFFFFFFF),
     "packed-length-past-end.pb": profile(extra=ld(2, key(1, 2) + varint(40) + b"\x01\x02")),
     "wrong-wire-type.pb": key(1, 0) + varint(1) + VALID,
-    "string-not-utf8.pb": profile(strings=["", "space", "bytes"], extra=ld(6, b"\xff\xfe")),
     "unmatched-end-group.pb": VALID + key(100, 4),
     "nested-groups-200-deep.pb": VALID + key(100, 3) * 200 + key(100, 4) * 200,
     "nested-groups-unterminated.pb": VALID + key(100, 3),
