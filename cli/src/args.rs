@@ -54,13 +54,16 @@ pub struct Selection {
     /// Sample type to report, by name (e.g. alloc_space, inuse_objects) or index; default: the profile's default.
     #[arg(long, short = 'i', value_name = "NAME|N")]
     pub sample_index: Option<String>,
-    /// Only samples with a function matching this regex.
+    /// Only samples with a frame matching this regex (its function's name or
+    /// source file, or its object file, as in pprof).
     #[arg(long, value_name = "REGEX")]
     pub focus: Option<String>,
-    /// Drop samples with a function matching this regex.
+    /// Drop samples with a frame matching this regex (name, source file or
+    /// object file).
     #[arg(long, value_name = "REGEX")]
     pub ignore: Option<String>,
-    /// Remove functions matching this regex from stacks (their samples stay).
+    /// Remove frames matching this regex (name, source file or object file)
+    /// from stacks; their samples stay.
     #[arg(long, value_name = "REGEX")]
     pub hide: Option<String>,
 }

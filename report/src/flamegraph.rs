@@ -99,3 +99,30 @@ pub(crate) fn render(
     inferno_flamegraph::from_lines(inferno, lines.iter().map(String::as_str), out)
         .map_err(Error::Render)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::profile;
+
+    fn svg(profile: &Profile) -> String {
+        let mut out = Vec::new();
+        write(&Options::default(), profile, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn unsymbolized_frames_are_drawn_with_pprofs_names() {
+        let profile = profile(
+            &["samples"],
+            &[
+                ("[/lib/libc.so.6];main;[/usr/bin/server]", &[7]),
+                ("[]", &[3]),
+            ],
+        );
+        let svg = svg(&profile);
+        for name in ["[libc.so.6]", "[server]", "&lt;unknown&gt;", "main"] {
+            assert!(svg.contains(&format!("<title>{name} (")), "{name} in {svg}");
+        }
+    }
+}

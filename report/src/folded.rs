@@ -117,6 +117,21 @@ mod tests {
     }
 
     #[test]
+    fn unsymbolized_frames_keep_their_place_named_as_pprof_names_them() {
+        let profile = profile(
+            &["samples"],
+            &[
+                ("[/lib/x86_64/libpthread.so.0];main;[/usr/bin/server]", &[7]),
+                ("[/lib/x86_64/libpthread.so.0];[]", &[2]),
+            ],
+        );
+        assert_eq!(
+            folded(&profile, &Options::default()),
+            "[libpthread.so.0];<unknown> 2\n[libpthread.so.0];main;[server] 7\n"
+        );
+    }
+
+    #[test]
     fn folded_stacks_follow_the_selection() {
         let profile = profile(
             &["alloc_space", "inuse_space"],

@@ -84,7 +84,7 @@ pub struct Top<'p> {
 /// Builds the top table of `stacks` (functions interned in `names`), with
 /// percentages of `total` (pprof: the sum of |value| over the whole
 /// profile, filtered or not; see [`total`]).
-pub fn top<'p>(stacks: &[Stack], names: &Names<'p>, total: i64, options: &Options) -> Top<'p> {
+pub fn top<'n>(stacks: &[Stack], names: &'n Names, total: i64, options: &Options) -> Top<'n> {
     let functions = names.len();
     let mut graph = Graph::build(stacks, functions, None, false);
     let signed_total: i64 = graph.flat.iter().sum();
@@ -199,6 +199,14 @@ impl Graph {
                 graph.flat[leaf as usize] += stack.value;
             }
         }
+        // A function whose samples add up to nothing (growth and shrinkage
+        // that cancel in a diff) is no node at all for pprof: neither a row
+        // nor one of the dropped.
+        for i in 0..functions {
+            if graph.flat[i] == 0 && graph.cum[i] == 0 {
+                graph.present[i] = false;
+            }
+        }
         graph
     }
 
@@ -208,7 +216,7 @@ impl Graph {
 
     /// The rows, with pprof's "(inline)" labels from the in-edges that
     /// outweigh the edge cutoff.
-    fn nodes<'p>(&self, names: &Names<'p>, edge_cutoff: i64) -> Vec<Node<'p>> {
+    fn nodes<'n>(&self, names: &'n Names, edge_cutoff: i64) -> Vec<Node<'n>> {
         let mut inlined_in = vec![false; self.present.len()];
         let mut called_in = vec![false; self.present.len()];
         for (&key, edge) in &self.edges {
@@ -308,5 +316,39 @@ mod tests {
         let caller = top.nodes.iter().find(|n| n.name == "caller").unwrap();
         assert_eq!((caller.flat, caller.cum), (50, 53));
         assert_eq!(top.nodes.iter().map(|n| n.flat).sum::<i64>(), 997);
+    }
+
+    #[test]
+    fn functions_whose_values_cancel_are_no_nodes() {
+        // A diff: f and main grew in one stack and shrank as much in another.
+        let mut names = Names::default();
+        let cancelled = stacks(
+            &mut names,
+            &[(&["g", "f", "main"], 5), (&["h", "f", "main"], -5)],
+        );
+        let all = Options {
+            node_fraction: 0.0,
+            ..Options::default()
+        };
+        let top_all = top(&cancelled, &names, total(&cancelled), &all);
+        let shown: Vec<_> = top_all
+            .nodes
+            .iter()
+            .map(|n| (n.name, n.flat, n.cum))
+            .collect();
+        assert_eq!(shown, [("g", 5, 5), ("h", -5, -5)]);
+        assert_eq!((top_all.dropped, top_all.before_count), (0, 2));
+        // Under a cutoff they are not among the dropped either.
+        let mut names = Names::default();
+        let list: [(&[&str], i64); 3] = [
+            (&["g", "f", "main"], 5),
+            (&["h", "f", "main"], -5),
+            (&["big", "other"], 4000),
+        ];
+        let stacks = stacks(&mut names, &list);
+        let cut = top(&stacks, &names, total(&stacks), &Options::default());
+        let shown: Vec<_> = cut.nodes.iter().map(|n| n.name).collect();
+        assert_eq!(shown, ["big", "other"]);
+        assert_eq!((cut.dropped, cut.cutoff_label), (2, 20));
     }
 }

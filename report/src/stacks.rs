@@ -3,8 +3,8 @@
 //! ignore drops them, hide removes matching frames but keeps the
 //! sample. Every report (top, folded, flamegraph, diff) starts here.
 //!
-//! Functions are interned once into [`Names`] as dense ids (one per name and
-//! file, shared by the profiles of a diff), filters are matched once per
+//! Functions are interned once into [`Names`] as dense ids (one per name,
+//! shared by the profiles of a diff), filters are matched once per
 //! function and frames are expanded once per location, so that the work per
 //! sample is copying small integers: profiles with hundreds of thousands of
 //! samples stay fast.
@@ -12,6 +12,7 @@
 //! A [`Selection`] (the sample type and the filters) is what every view's
 //! options start with; [`select`] turns it into stacks.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use heapprof_pprof::Profile;
@@ -20,28 +21,59 @@ use regex::Regex;
 use crate::fasthash::IdMap;
 use crate::Error;
 
-/// Interned functions: id -> (name, file), and back.
+/// Interned functions: id -> (name, file), and back. Functions are told
+/// apart by name alone, as pprof's default granularity does: a `handle` in
+/// two source files is one row. A frame without a function name is named
+/// after its mapping, as pprof names it.
 #[derive(Debug, Default)]
 pub struct Names<'p> {
-    entries: Vec<(&'p str, &'p str)>,
-    index: HashMap<(&'p str, &'p str), u32>,
+    entries: Vec<(Cow<'p, str>, &'p str)>,
+    /// (name, "") for functions; (name, object file) for the frames named
+    /// after their mapping.
+    index: HashMap<(Cow<'p, str>, &'p str), u32>,
 }
 
 impl<'p> Names<'p> {
     /// The id of a function, interning it on first sight.
     pub fn intern(&mut self, name: &'p str, file: &'p str) -> u32 {
-        *self.index.entry((name, file)).or_insert_with(|| {
-            self.entries.push((name, file));
-            (self.entries.len() - 1) as u32
-        })
+        self.insert(Cow::Borrowed(name), file, "")
+    }
+
+    /// The id of the frames that have no function name, in the object file
+    /// `objfile` ("" when the location has no mapping): pprof shows them as
+    /// `[base name of objfile]`, or `<unknown>` without one. Two objects of
+    /// the same base name stay apart, as in pprof.
+    pub fn intern_object(&mut self, objfile: &'p str) -> u32 {
+        let name = if objfile.is_empty() {
+            "<unknown>".to_owned()
+        } else {
+            format!("[{}]", base_name(objfile))
+        };
+        self.insert(Cow::Owned(name), "", objfile)
+    }
+
+    fn insert(&mut self, name: Cow<'p, str>, file: &'p str, key: &'p str) -> u32 {
+        if let Some(&id) = self.index.get(&(name.clone(), key)) {
+            // One name in two files: no one file is the function's.
+            let known = &mut self.entries[id as usize].1;
+            if *known != file {
+                *known = "";
+            }
+            return id;
+        }
+        let id = self.entries.len() as u32;
+        self.entries.push((name.clone(), file));
+        self.index.insert((name, key), id);
+        id
     }
 
     /// The function's name.
-    pub fn name(&self, id: u32) -> &'p str {
-        self.entries[id as usize].0
+    pub fn name(&self, id: u32) -> &str {
+        &self.entries[id as usize].0
     }
 
-    /// The function's source file.
+    /// The function's source file ("" for a frame named after its mapping,
+    /// and for a name found in more than one file).
     pub fn file(&self, id: u32) -> &'p str {
         self.entries[id as usize].1
     }
@@ -55,6 +87,16 @@ impl<'p> Names<'p> {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+}
+
+/// Go's `filepath.Base`: the last element of `path`, trailing slashes
+/// ignored ("/" for a path of slashes).
+fn base_name(path: &str) -> &str {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return "/";
+    }
+    trimmed.rsplit('/').next().unwrap_or(trimmed)
 }
 
 /// One function level of a stack.
@@ -76,14 +118,17 @@ pub struct Stack {
     pub value: i64,
 }
 
-/// pprof's sample filters, as regexps over function names.
+/// pprof's sample filters, as regexps. As in pprof, a frame matches when
+/// its function's name or source file does, or its location's object file
+/// (so `--ignore libc` drops every sample through libc).
 #[derive(Clone, Debug, Default)]
 pub struct Filters {
     /// Keep only samples with a frame matching this.
     pub focus: Option<Regex>,
     /// Drop samples with a frame matching this.
     pub ignore: Option<Regex>,
-    /// Remove frames matching this from every stack.
+    /// Remove frames matching this from every stack (all of a location's
+    /// frames when its object file matches).
     pub hide: Option<Regex>,
 }
 
@@ -162,39 +207,70 @@ pub fn stacks<'p>(
     filters: &Filters,
     names: &mut Names<'p>,
 ) -> Vec<Stack> {
-    let matches = |re: &Option<Regex>, name: &str| re.as_ref().is_some_and(|re| re.is_match(name));
+    let matches = |re: &Option<Regex>, texts: &[&str]| {
+        re.as_ref()
+            .is_some_and(|re| texts.iter().any(|t| re.is_match(t)))
+    };
+    let matches_all = |texts: &[&str]| Matches {
+        focus: matches(&filters.focus, texts),
+        ignore: matches(&filters.ignore, texts),
+        hide: matches(&filters.hide, texts),
+    };
     let functions: Vec<(u32, Matches)> = profile
         .functions
         .iter()
         .map(|f| {
-            let found = Matches {
-                focus: matches(&filters.focus, &f.name),
-                ignore: matches(&filters.ignore, &f.name),
-                hide: matches(&filters.hide, &f.name),
-            };
+            let found = matches_all(&[&f.name, &f.filename]);
             (names.intern(&f.name, &f.filename), found)
         })
         .collect();
-    // Each location's frames, innermost first, and what the filters say.
+    let objects: Vec<Matches> = profile
+        .mappings
+        .iter()
+        .map(|m| matches_all(&[&m.filename]))
+        .collect();
+    // Each location's frames, innermost first, and what the filters say. A
+    // location without lines (an unsymbolized address) is one frame named
+    // after its mapping, and so is a line whose function has no name:
+    // pprof shows both, so they must not vanish from the stack.
     let locations: Vec<(Vec<Frame>, Matches)> = profile
         .locations
         .iter()
         .map(|location| {
+            let mapping = location.mapping.filter(|&m| m < profile.mappings.len());
+            let objfile = mapping.map_or("", |m| profile.mappings[m].filename.as_str());
+            let mut found = mapping.map_or(Matches::default(), |m| objects[m]);
             let lines = &location.lines;
-            let mut found = Matches::default();
-            let frames = lines
+            if lines.is_empty() {
+                let function = names.intern_object(objfile);
+                let frame = Frame {
+                    function,
+                    inlined: false,
+                };
+                let frames = if found.hide { vec![] } else { vec![frame] };
+                return (frames, found);
+            }
+            let hide_all = found.hide;
+            let mut frames: Vec<Frame> = lines
                 .iter()
-                .enumerate()
-                .filter_map(|(i, line)| {
-                    let (function, m) = functions[line.function];
+                .filter_map(|line| {
+                    let (mut function, m) = functions[line.function];
+                    if profile.functions[line.function].name.is_empty() {
+                        function = names.intern_object(objfile);
+                    }
                     found.focus |= m.focus;
                     found.ignore |= m.ignore;
-                    (!m.hide).then_some(Frame {
+                    (!m.hide && !hide_all).then_some(Frame {
                         function,
-                        inlined: i + 1 < lines.len(),
+                        inlined: true,
                     })
                 })
                 .collect();
+            // The outermost line left is the location's call; the others
+            // are inlined into it.
+            if let Some(last) = frames.last_mut() {
+                last.inlined = false;
+            }
             (frames, found)
         })
         .collect();
@@ -234,6 +310,8 @@ pub fn stacks<'p>(
 
 #[cfg(test)]
 mod tests {
+    use heapprof_pprof::Location;
+
     use super::*;
     use crate::testing::profile;
 
@@ -349,6 +427,79 @@ mod tests {
             ]
         );
         assert_eq!(total, 200);
+    }
+
+    #[test]
+    fn one_name_in_two_files_is_one_function_without_a_file() {
+        let mut names = Names::default();
+        let layer = names.intern("handle", "router/layer.js");
+        let app = names.intern("handle", "application.js");
+        let next = names.intern("next", "route.js");
+        assert_eq!(layer, app);
+        assert_ne!(layer, next);
+        assert_eq!((names.file(layer), names.file(next)), ("", "route.js"));
+        assert_eq!(names.len(), 2);
+    }
+
+    #[test]
+    fn frames_without_a_function_are_named_after_their_mapping() {
+        // pprof's names: the mapping's base name in brackets, <unknown>
+        // without a mapping; a function without a name is named alike.
+        let mut profile = profile(
+            &["samples"],
+            &[
+                ("[/lib/ld.so];main;[/usr/lib/libc.so.6]", &[4]),
+                ("[/lib/ld.so];main;nameless", &[2]),
+                ("[/lib/ld.so];[];[/opt/other/libc.so.6]", &[1]),
+                ("[/lib/ld.so/];[]", &[3]),
+            ],
+        );
+        let nameless = profile.functions.iter_mut().find(|f| f.name == "nameless");
+        nameless.unwrap().name = String::new();
+        // The nameless function's location is in libc; the same function
+        // at a location without a mapping is <unknown>.
+        let libc = Some(0);
+        assert_eq!(profile.mappings[0].filename, "/usr/lib/libc.so.6");
+        let at = profile
+            .locations
+            .iter_mut()
+            .find(|l| l.lines.iter().any(|l| l.function == 1));
+        at.unwrap().mapping = libc;
+        profile.locations.push(Location {
+            mapping: None,
+            lines: vec![heapprof_pprof::Line {
+                function: 1,
+                line: 0,
+            }],
+            ..Location::default()
+        });
+        profile.samples.push(heapprof_pprof::Sample {
+            locations: vec![profile.locations.len() - 1],
+            values: vec![5],
+            labels: vec![],
+        });
+        let (stacks, total) = shown(&profile, &Selection::default());
+        assert_eq!(
+            stacks,
+            [
+                "[ld.so];main;[libc.so.6] 4",
+                "[ld.so];main;[libc.so.6] 2",
+                "[ld.so];<unknown>;[libc.so.6] 1",
+                "[ld.so];<unknown> 3",
+                "<unknown> 5",
+            ]
+        );
+        assert_eq!(total, 15);
+        // Each object file is its own function, even under one base name.
+        let mut names = Names::default();
+        let selected = select(&profile, &Selection::default(), &mut names).unwrap();
+        let leaves: Vec<u32> = selected
+            .stacks
+            .iter()
+            .map(|s| s.frames[0].function)
+            .collect();
+        assert_ne!(leaves[0], leaves[2]);
+        assert_eq!(names.file(leaves[0]), "");
     }
 
     #[test]

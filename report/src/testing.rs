@@ -2,13 +2,15 @@
 
 use std::collections::HashMap;
 
-use heapprof_pprof::{Function, Line, Location, Profile, Sample, ValueType};
+use heapprof_pprof::{Function, Line, Location, Mapping, Profile, Sample, ValueType};
 
 /// A profile with `sample_types` (in bytes, or a count for `*_objects`)
 /// and one sample per `(stack, values)`. A stack is root first,
 /// `main;caller;leaf`; `outer>inner` is one location at which `inner` is
-/// inlined into `outer`; "" is a sample without frames. Functions and
-/// locations are shared by name.
+/// inlined into `outer`; `[/lib/libc.so]` is an unsymbolized location (no
+/// lines) in a mapping of that file, `[]` one without a mapping; "" is a
+/// sample without frames. Functions, locations and mappings are shared by
+/// name.
 pub(crate) fn profile(sample_types: &[&str], samples: &[(&str, &[i64])]) -> Profile {
     let mut profile = Profile {
         sample_types: sample_types
@@ -37,6 +39,16 @@ pub(crate) fn profile(sample_types: &[&str], samples: &[(&str, &[i64])]) -> Prof
             let next = profile.locations.len();
             let location = *locations.entry(token).or_insert(next);
             if location == next {
+                if let Some(objfile) = token.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+                    let mapping = (!objfile.is_empty()).then(|| mapping(&mut profile, objfile));
+                    profile.locations.push(Location {
+                        mapping,
+                        address: 0x1000 + 16 * next as u64,
+                        ..Location::default()
+                    });
+                    sample.locations.push(location);
+                    continue;
+                }
                 let lines = token
                     .split('>')
                     .rev()
@@ -64,4 +76,16 @@ pub(crate) fn profile(sample_types: &[&str], samples: &[(&str, &[i64])]) -> Prof
         profile.samples.push(sample);
     }
     profile
+}
+
+/// The index of the mapping of `filename`, added on first use.
+fn mapping(profile: &mut Profile, filename: &str) -> usize {
+    if let Some(i) = profile.mappings.iter().position(|m| m.filename == filename) {
+        return i;
+    }
+    profile.mappings.push(Mapping {
+        filename: filename.to_owned(),
+        ..Mapping::default()
+    });
+    profile.mappings.len() - 1
 }

@@ -1,117 +1,188 @@
 //! Numbers as pprof prints them: one output unit per table chosen from the
 //! smallest and largest values, `%.2f` with a trailing ".00" dropped, and
-//! percentages with at least two significant digits.
+//! percentages with at least two significant digits. The units, their
+//! aliases and the scaling rules are those of pprof's
+//! `internal/measurement`, quirks included: a profile in `microseconds` or
+//! `us` prints `1.90ms`, one in an unknown unit prints it after each value.
 
-/// A family of units with their factors relative to the base unit.
-struct UnitFamily {
-    units: &'static [(&'static str, f64)],
-    base: &'static str,
-    /// Lower-case aliases of the base unit as they appear in profiles.
+/// A unit: the name pprof prints, the aliases it recognizes in a profile
+/// and its size in the family's smallest unit.
+struct Unit {
+    name: &'static str,
     aliases: &'static [&'static str],
+    factor: f64,
 }
 
-const MEMORY: UnitFamily = UnitFamily {
-    units: &[
-        ("B", 1.0),
-        ("kB", 1024.0),
-        ("MB", 1048576.0),
-        ("GB", 1073741824.0),
-        ("TB", 1099511627776.0),
-        ("PB", 1125899906842624.0),
-    ],
-    base: "B",
-    aliases: &["b", "byte"],
-};
+/// A family of units, smallest first, with the unit used when a value is
+/// too small for any (pprof's `unitType`).
+struct UnitFamily {
+    units: &'static [Unit],
+    default: &'static str,
+    default_factor: f64,
+}
 
-const TIME: UnitFamily = UnitFamily {
-    units: &[
-        ("ns", 1.0),
-        ("us", 1e3),
-        ("ms", 1e6),
-        ("s", 1e9),
-        ("hrs", 3.6e12),
-    ],
-    base: "s",
-    aliases: &["ns", "nanosecond"],
-};
+const fn unit(name: &'static str, aliases: &'static [&'static str], factor: f64) -> Unit {
+    Unit {
+        name,
+        aliases,
+        factor,
+    }
+}
 
-fn family(sample_unit: &str) -> Option<&'static UnitFamily> {
-    let unit = sample_unit.to_lowercase();
-    let unit = if unit.len() > 2 {
-        unit.trim_end_matches('s').to_owned()
-    } else {
-        unit
-    };
-    [&MEMORY, &TIME]
-        .into_iter()
-        .find(|f| f.aliases.contains(&unit.as_str()))
+/// pprof's three families (`internal/measurement`), with its names and
+/// aliases. "μs" is an alias that never matches: pprof drops a trailing "s"
+/// from any unit longer than two bytes before looking it up, and "μs" is
+/// three.
+const FAMILIES: [UnitFamily; 3] = [
+    UnitFamily {
+        units: &[
+            unit("B", &["b", "byte"], 1.0),
+            unit("kB", &["kb", "kbyte", "kilobyte"], 1024.0),
+            unit("MB", &["mb", "mbyte", "megabyte"], 1048576.0),
+            unit("GB", &["gb", "gbyte", "gigabyte"], 1073741824.0),
+            unit("TB", &["tb", "tbyte", "terabyte"], 1099511627776.0),
+            unit("PB", &["pb", "pbyte", "petabyte"], 1125899906842624.0),
+        ],
+        default: "B",
+        default_factor: 1.0,
+    },
+    UnitFamily {
+        units: &[
+            unit("ns", &["ns", "nanosecond"], 1.0),
+            unit("us", &["μs", "us", "microsecond"], 1e3),
+            unit("ms", &["ms", "millisecond"], 1e6),
+            unit("s", &["s", "sec", "second"], 1e9),
+            unit("hrs", &["hour", "hr"], 3.6e12),
+        ],
+        default: "s",
+        default_factor: 1e9,
+    },
+    UnitFamily {
+        units: &[
+            unit("n*GCU", &["nanogcu"], 1e-9),
+            unit("u*GCU", &["microgcu"], 1e-6),
+            unit("m*GCU", &["milligcu"], 1e-3),
+            unit("GCU", &["gcu"], 1.0),
+            unit("k*GCU", &["kilogcu"], 1e3),
+            unit("M*GCU", &["megagcu"], 1e6),
+            unit("G*GCU", &["gigagcu"], 1e9),
+            unit("T*GCU", &["teragcu"], 1e12),
+            unit("P*GCU", &["petagcu"], 1e15),
+        ],
+        default: "GCU",
+        default_factor: 1.0,
+    },
+];
+
+impl UnitFamily {
+    /// pprof's `sniffUnit`: the unit `name` stands for in this family,
+    /// matched lower-case and without a trailing "s" when longer than two
+    /// bytes.
+    fn sniff(&self, name: &str) -> Option<&Unit> {
+        let lower = name.to_lowercase();
+        let alias = if lower.len() > 2 {
+            lower.strip_suffix('s').unwrap_or(&lower)
+        } else {
+            &lower
+        };
+        self.units.iter().find(|u| u.aliases.contains(&alias))
+    }
+
+    /// pprof's `autoScale`: `value` (in the smallest unit) in the largest
+    /// unit in which it is at least 1, or in the default unit.
+    fn auto_scale(&self, value: f64) -> (f64, &'static str) {
+        match self.units.iter().rev().find(|u| value / u.factor >= 1.0) {
+            Some(u) => (value / u.factor, u.name),
+            None => (value / self.default_factor, self.default),
+        }
+    }
+}
+
+/// Where pprof scales to: the best unit for each value, or a fixed one.
+#[derive(Clone, Debug, PartialEq)]
+enum Target {
+    Auto,
+    Unit(String),
+}
+
+/// pprof's `measurement.Scale`: `value` in `from` converted to `to`, and
+/// the unit to print after it ("" for none).
+fn scale(value: i64, from: &str, to: &Target) -> (f64, String) {
+    if value < 0 && value != i64::MIN {
+        let (v, unit) = scale(-value, from, to);
+        return (-v, unit);
+    }
+    for family in &FAMILIES {
+        let Some(from) = family.sniff(from) else {
+            continue;
+        };
+        let base = value as f64 * from.factor;
+        let (scaled, unit) = match to {
+            Target::Auto => family.auto_scale(base),
+            Target::Unit(to) => match family.sniff(to) {
+                Some(to) => (base / to.factor, to.name),
+                None => (base / family.default_factor, family.default),
+            },
+        };
+        return (scaled, unit.to_owned());
+    }
+    match to {
+        Target::Auto => (value as f64, String::new()),
+        Target::Unit(to) if ["count", "sample", "unit"].contains(&to.as_str()) => {
+            (value as f64, String::new())
+        }
+        Target::Unit(to) => (value as f64, to.clone()),
+    }
 }
 
 /// How values of one table are printed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Formatter {
-    /// Unit name shown after each number ("" for plain numbers).
-    unit: &'static str,
-    /// Base units per output unit.
-    factor: f64,
+    /// The unit of the sample values.
+    from: String,
+    /// The unit they are printed in.
+    to: Target,
 }
 
 impl Formatter {
-    /// Plain numbers (counts, unknown units).
-    pub fn plain() -> Self {
-        Formatter {
-            unit: "",
-            factor: 1.0,
-        }
-    }
-
     /// pprof's choice of one unit for a table whose smallest non-zero node
-    /// value is `min` and whose total is `max`, for values in `sample_unit`.
+    /// value is `min` and whose total is `max`, for values in `sample_unit`
+    /// (pprof's `selectOutputUnit`). `min` 0 means a table without rows:
+    /// then each value gets its own best unit, as in pprof.
     pub fn for_range(sample_unit: &str, min: i64, max: i64) -> Self {
-        let Some(family) = family(sample_unit) else {
-            return Formatter::plain();
-        };
-        let min = if min == 0 { max } else { min };
-        let min_unit = auto_unit(family, min);
-        let max_unit = auto_unit(family, max);
-        let chosen = if min_unit.0 != max_unit.0 && min.unsigned_abs() * 100 < max.unsigned_abs() {
-            auto_unit(family, min.saturating_mul(100))
+        let auto = |value: i64| scale(value, sample_unit, &Target::Auto).1;
+        let to = if min == 0 {
+            Target::Auto
         } else {
-            min_unit
+            let (min_unit, max_unit) = (auto(min), auto(max));
+            let unit = if min_unit != max_unit && min.saturating_mul(100) < max {
+                auto(min.saturating_mul(100))
+            } else {
+                min_unit
+            };
+            Target::Unit(if unit.is_empty() {
+                sample_unit.to_owned()
+            } else {
+                unit
+            })
         };
         Formatter {
-            unit: chosen.0,
-            factor: chosen.1,
+            from: sample_unit.to_owned(),
+            to,
         }
     }
 
-    /// `value` in this formatter's unit, e.g. "1.50MB", "0", "-512kB".
+    /// `value` in this formatter's unit, e.g. "1.50MB", "0", "-512kB"
+    /// (pprof's `ScaledLabel`).
     pub fn format(&self, value: i64) -> String {
-        let scaled = format!("{:.2}", value as f64 / self.factor);
+        let (scaled, unit) = scale(value, &self.from, &self.to);
+        let scaled = format!("{scaled:.2}");
         let scaled = scaled.strip_suffix(".00").unwrap_or(&scaled);
         if scaled == "0" || scaled == "-0" {
             return "0".to_owned();
         }
-        format!("{scaled}{}", self.unit)
+        format!("{scaled}{unit}")
     }
-}
-
-/// The largest unit in which `value` is at least 1 (the base unit if none).
-fn auto_unit(family: &UnitFamily, value: i64) -> (&'static str, f64) {
-    let value = value.unsigned_abs() as f64;
-    family
-        .units
-        .iter()
-        .rev()
-        .find(|(_, factor)| value / factor >= 1.0)
-        .copied()
-        .unwrap_or_else(|| {
-            *family
-                .units
-                .iter()
-                .find(|(name, _)| *name == family.base)
-                .expect("base unit")
-        })
 }
 
 /// `value` as a percentage of `total`, as pprof prints it: "  100%",
@@ -179,6 +250,51 @@ mod tests {
             Formatter::for_range("nanoseconds", 100_000_000, 1_200_000_000).format(1_200_000_000),
             "1200ms"
         );
+    }
+
+    #[test]
+    fn every_time_unit_pprof_knows_is_scaled() {
+        // Java contention profiles count microseconds, Node wall ones "us".
+        for unit in ["microseconds", "us", "Microsecond"] {
+            let us = Formatter::for_range(unit, 200, 1900);
+            assert_eq!(
+                (us.format(1900), us.format(200)),
+                ("1900us".into(), "200us".into())
+            );
+            let ms = Formatter::for_range(unit, 1900, 1900);
+            assert_eq!(ms.format(1900), "1.90ms", "{unit}");
+        }
+        let ms = Formatter::for_range("milliseconds", 1500, 1500);
+        assert_eq!(ms.format(1500), "1.50s");
+        assert_eq!(
+            Formatter::for_range("seconds", 7200, 7200).format(7200),
+            "2hrs"
+        );
+        assert_eq!(Formatter::for_range("hours", 2, 2).format(2), "2hrs");
+        // pprof drops a trailing "s" from "μs" before looking it up, so it
+        // never recognizes it: the values print with the unit after them.
+        assert_eq!(Formatter::for_range("μs", 5, 5).format(5), "5μs");
+    }
+
+    #[test]
+    fn other_units_follow_pprofs_rules() {
+        // Counts print bare; any other unknown unit follows each value,
+        // even "samples" (pprof knows "sample") ...
+        assert_eq!(Formatter::for_range("count", 3, 9).format(9), "9");
+        assert_eq!(Formatter::for_range("sample", 3, 9).format(9), "9");
+        assert_eq!(Formatter::for_range("samples", 3, 9).format(9), "9samples");
+        assert_eq!(Formatter::for_range("objects", 3, 9).format(9), "9objects");
+        // ... except in a table without rows, where pprof never picks one.
+        assert_eq!(Formatter::for_range("objects", 0, 9).format(9), "9");
+        assert_eq!(Formatter::for_range("kilobytes", 3, 3).format(3), "3kB");
+        // GCU: pprof cannot look its own "m*GCU" up again, and prints the
+        // default unit.
+        assert_eq!(Formatter::for_range("milligcu", 5, 5).format(5), "0.01GCU");
+        assert_eq!(
+            Formatter::for_range("gcu", 0, 2500).format(2500),
+            "2.50k*GCU"
+        );
+        assert_eq!(Formatter::for_range("bytes", 0, 0).format(0), "0");
     }
 
     #[test]

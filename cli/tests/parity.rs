@@ -1,0 +1,388 @@
+//! `heapprof top` against `go tool pprof -top` on profiles from other
+//! producers (Go, Java, Node, Python, Ruby, .NET, pprof-rs, eBPF agents,
+//! gperftools: the corpus in `../shared/pprof-corpus`, whose README says
+//! where each comes from): the tables must be equal from the
+//! "Showing nodes" line on. pprof runs with `-symbolize=none` and no binary
+//! path, so that it shows the profile as it is, as heapprof does. Fails
+//! without Go: it never skips.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use heapprof::pprof::{Function, Line, Location, Profile, Sample, ValueType};
+
+/// The corpus of other producers' profiles beside the checkout
+/// (`../shared/pprof-corpus`, whose README says where each comes from).
+fn corpus() -> PathBuf {
+    let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/pprof-corpus");
+    assert!(
+        corpus.join("README.md").is_file(),
+        "the pprof corpus is missing at {}",
+        corpus.display()
+    );
+    corpus
+}
+
+/// A corpus file by its path there.
+fn data(path: &str) -> String {
+    let path = corpus().join(path);
+    assert!(path.is_file(), "{} is missing", path.display());
+    path.to_str().expect("UTF-8 path").to_owned()
+}
+
+fn stdout(what: &str, command: &mut Command) -> String {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what} ({e}); for go: apt-get install golang-go"));
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `go tool pprof -top` with `args`, as it shows `file` without symbolizing.
+fn pprof_top(file: &str, args: &[&str]) -> String {
+    let mut command = Command::new("go");
+    command
+        .args(["tool", "pprof", "-top", "-symbolize=none"])
+        .args(args)
+        .arg(file)
+        .env("PPROF_BINARY_PATH", "/nonexistent")
+        .env("PPROF_TMPDIR", std::env::temp_dir());
+    stdout(&format!("go tool pprof {args:?} {file}"), &mut command)
+}
+
+fn heapprof_top(file: &str, args: &[&str]) -> String {
+    heapprof(&["top", file], args)
+}
+
+/// `heapprof` with `command` and then `args`.
+fn heapprof(command: &[&str], args: &[&str]) -> String {
+    let mut heapprof = Command::new(env!("CARGO_BIN_EXE_heapprof"));
+    heapprof.args(command).args(args);
+    stdout(&format!("heapprof {command:?} {args:?}"), &mut heapprof)
+}
+
+/// Both tables of `file` (pprof's flags, then heapprof's), asserted equal;
+/// returns the table.
+fn same_table(file: &str, pprof_args: &[&str], heapprof_args: &[&str]) -> String {
+    let theirs = pprof_top(file, pprof_args);
+    let ours = heapprof_top(file, heapprof_args);
+    same(&ours, &theirs, pprof_args, heapprof_args, file)
+}
+
+/// `heapprof diff BASE NEW` and `go tool pprof -base BASE NEW`, asserted
+/// equal; returns the table.
+fn same_diff(base: &str, new: &str) -> String {
+    let theirs = pprof_top(new, &["-base", base]);
+    let ours = heapprof(&["diff", base, new], &[]);
+    same(&ours, &theirs, &["-base", base], &[], new)
+}
+
+fn same(
+    ours: &str,
+    theirs: &str,
+    pprof_args: &[&str],
+    heapprof_args: &[&str],
+    file: &str,
+) -> String {
+    assert_eq!(
+        common::table(ours),
+        common::table(theirs),
+        "heapprof {heapprof_args:?} vs go tool pprof {pprof_args:?} on {file}"
+    );
+    common::table(theirs).to_owned()
+}
+
+#[test]
+fn frames_without_function_names_are_rows_named_after_their_mapping() {
+    // (file, a row that only an unsymbolized frame can give)
+    let cases = [
+        // gperftools without symbols: every frame is an object file's.
+        (
+            "google-pprof-converted/profile/testdata/cppbench.cpu.pb.gz",
+            "[cppbench_server_main]",
+        ),
+        // No mapping at all.
+        (
+            "google-pprof-converted/profile/testdata/go.crc32.cpu.pb.gz",
+            "<unknown>",
+        ),
+        // A stripped Go binary.
+        (
+            "parca/pkg/symbolizer/testdata/normal-cpu.stripped.pprof",
+            "[pprof-example-app-go]",
+        ),
+        // Node: JavaScript frames named, native ones in their objects.
+        ("parca/pkg/normalizer/node-profile.pb.gz", "[libc-2.31.so]"),
+    ];
+    for (name, row) in cases {
+        let table = same_table(&data(name), &[], &[]);
+        assert!(
+            table.lines().any(|l| l.ends_with(&format!("  {row}"))),
+            "{name}: no {row} row in\n{table}"
+        );
+    }
+}
+
+#[test]
+fn time_units_scale_as_in_pprof() {
+    // Java's contention delays are in microseconds: 1900us, not 1900.
+    let table = same_table(
+        &data("google-pprof-converted/profile/testdata/java.contention.pb.gz"),
+        &[],
+        &[],
+    );
+    assert!(
+        table.starts_with("Showing nodes accounting for 1900us,"),
+        "{table}"
+    );
+    // Every unit pprof scales, and some it does not, in profiles of two
+    // functions whose values are far apart (one unit for the table) or
+    // close (another).
+    let units = [
+        "microseconds",
+        "us",
+        "μs",
+        "milliseconds",
+        "ms",
+        "seconds",
+        "hours",
+        "nanoseconds",
+        "kilobytes",
+        "megabytes",
+        "samples",
+        "objects",
+        "count",
+        "gcu",
+        "milligcu",
+    ];
+    for unit in units {
+        for values in [[1900, 5], [1900, 1_200_000], [3_600, 7_200_000]] {
+            let path = one_profile(unit, &values);
+            same_table(&path, &[], &[]);
+        }
+    }
+}
+
+/// A profile in `unit` with a function `f{i}` of each value, written to
+/// the test's scratch directory.
+fn one_profile(unit: &str, values: &[i64]) -> String {
+    let stacks: Vec<(Vec<String>, i64)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &value)| (vec![format!("f{i}")], value))
+        .collect();
+    let name = format!("{}-{}.pb.gz", unit.replace('μ', "micro-"), values[1]);
+    write_profile(&name, unit, &stacks)
+}
+
+/// A profile in `unit` of these stacks (root first), in the scratch
+/// directory under a name made of its stacks.
+fn profile_of(unit: &str, stacks: &[(&[&str], i64)]) -> String {
+    let stacks: Vec<(Vec<String>, i64)> = stacks
+        .iter()
+        .map(|(frames, value)| (frames.iter().map(|f| f.to_string()).collect(), *value))
+        .collect();
+    let name: Vec<String> = stacks
+        .iter()
+        .map(|(f, v)| format!("{}={v}", f.join(".")))
+        .collect();
+    write_profile(&format!("{}.pb.gz", name.join("+")), unit, &stacks)
+}
+
+/// Writes a profile of `stacks` (root first) to `name` in the scratch
+/// directory, a function and a location per distinct name.
+fn write_profile(name: &str, unit: &str, stacks: &[(Vec<String>, i64)]) -> String {
+    let mut profile = Profile {
+        sample_types: vec![ValueType::new("delay", unit)],
+        ..Profile::default()
+    };
+    for (frames, value) in stacks {
+        let locations = frames.iter().rev().map(|frame| {
+            match profile.functions.iter().position(|f| &f.name == frame) {
+                Some(i) => i,
+                None => {
+                    let function = profile.functions.len();
+                    profile.functions.push(Function {
+                        name: frame.clone(),
+                        ..Function::default()
+                    });
+                    profile.locations.push(Location {
+                        lines: vec![Line { function, line: 0 }],
+                        ..Location::default()
+                    });
+                    function
+                }
+            }
+        });
+        profile.samples.push(Sample {
+            locations: locations.collect(),
+            values: vec![*value],
+            labels: vec![],
+        });
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("parity");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, profile.encode()).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn functions_whose_samples_cancel_or_are_ignored_are_no_rows() {
+    // Every node shown (node fraction 0), then pprof's default cutoff:
+    // functions only in ignored samples are neither rows nor dropped.
+    let fib = data("parca/pkg/query/testdata/fib.pb.gz");
+    for ignore in ["runtime", "main\\.fib|math/big\\.nat"] {
+        for (pprof_fraction, fraction) in
+            [("-nodefraction=0", "0"), ("-nodefraction=0.005", "0.005")]
+        {
+            let pprof = [pprof_fraction, "-ignore", ignore];
+            same_table(
+                &fib,
+                &pprof,
+                &["--node-fraction", fraction, "--ignore", ignore],
+            );
+        }
+    }
+    // A heap profile and the same process's 27 s later.
+    let table = same_diff(
+        &data("parca/pkg/query/testdata/many/1644509272337470000.pb.gz"),
+        &data("parca/pkg/query/testdata/many/1644509299337903000.pb.gz"),
+    );
+    assert!(table.contains("   -0.50MB "), "shrinkage in {table}");
+    // main and serve grew in one stack and shrank as much in another:
+    // pprof shows neither.
+    let base = profile_of(
+        "bytes",
+        &[(&["main", "serve", "parse"], 4096), (&["main", "load"], 10)],
+    );
+    let new = profile_of(
+        "bytes",
+        &[
+            (&["main", "serve", "render"], 4096),
+            (&["main", "load"], 10),
+        ],
+    );
+    let table = same_diff(&base, &new);
+    assert!(
+        !table.contains("serve") && table.contains("render"),
+        "{table}"
+    );
+}
+
+/// The corpus's protobuf profiles, by their paths there (the legacy text
+/// formats and the inputs pprof rejects are in folders of their own).
+fn corpus_profiles() -> Vec<String> {
+    fn walk(dir: &std::path::Path, root: &std::path::Path, into: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, root, into);
+            } else if path.file_name().is_some_and(|n| n != "README.md") {
+                let relative = path.strip_prefix(root).unwrap();
+                into.push(relative.to_str().unwrap().to_owned());
+            }
+        }
+    }
+    let root = corpus();
+    let mut profiles = Vec::new();
+    for origin in std::fs::read_dir(&root).unwrap() {
+        let origin = origin.unwrap().path();
+        let name = origin.file_name().unwrap().to_str().unwrap().to_owned();
+        if origin.is_dir() && !name.ends_with("-legacy") && !name.ends_with("-rejected") {
+            walk(&origin, &root, &mut profiles);
+        }
+    }
+    profiles.sort();
+    profiles
+}
+
+/// Every protobuf profile of the corpus: the same table as pprof's from
+/// "Showing nodes" on, or, where pprof refuses the file, a refusal in one
+/// line.
+#[test]
+fn every_corpus_table_is_pprofs() {
+    let profiles = corpus_profiles();
+    assert!(profiles.len() >= 100, "{} profiles", profiles.len());
+    let mut differ = Vec::new();
+    for path in &profiles {
+        let file = data(path);
+        let mut pprof = Command::new("go");
+        pprof
+            .args(["tool", "pprof", "-top", "-symbolize=none", &file])
+            .env("PPROF_BINARY_PATH", "/nonexistent")
+            .env("PPROF_TMPDIR", std::env::temp_dir());
+        let theirs = pprof
+            .output()
+            .expect("go tool pprof (apt-get install golang-go)");
+        let ours = Command::new(env!("CARGO_BIN_EXE_heapprof"))
+            .args(["top", &file])
+            .output()
+            .unwrap();
+        let same = match (theirs.status.success(), ours.status.success()) {
+            (true, true) => {
+                let (theirs, ours) = (
+                    String::from_utf8_lossy(&theirs.stdout),
+                    String::from_utf8_lossy(&ours.stdout),
+                );
+                match (theirs.find("Showing nodes"), ours.find("Showing nodes")) {
+                    (Some(t), Some(o)) => theirs[t..] == ours[o..],
+                    _ => false,
+                }
+            }
+            // Both refuse it: heapprof with one line.
+            (false, false) => ours.stderr.iter().filter(|&&b| b == b'\n').count() == 1,
+            _ => false,
+        };
+        if !same {
+            differ.push(path.as_str());
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "{} of {} profiles differ from `go tool pprof -top -symbolize=none`:\n{}",
+        differ.len(),
+        profiles.len(),
+        differ.join("\n")
+    );
+}
+
+#[test]
+fn filters_match_source_files_and_object_files_as_in_pprof() {
+    let cases = [
+        // Object files: a mapping's name matches every frame in it.
+        ("parca/pkg/normalizer/node-profile.pb.gz", "libc"),
+        ("parca/pkg/normalizer/node-profile.pb.gz", "node"),
+        (
+            "google-pprof-converted/profile/testdata/cppbench.cpu.pb.gz",
+            "cppbench",
+        ),
+        // Source files: `handle` lives in three of them.
+        (
+            "pyroscope/pkg/og/convert/pprof/testdata/heap-js.pprof",
+            "express/lib/router",
+        ),
+        (
+            "pyroscope/pkg/og/convert/pprof/testdata/heap-js.pprof",
+            "morgan",
+        ),
+        ("parca/pkg/query/testdata/fib.pb.gz", "src/runtime"),
+        ("parca/pkg/query/testdata/fib.pb.gz", "proc\\.go"),
+    ];
+    for (path, regex) in cases {
+        let file = data(path);
+        for filter in ["focus", "ignore", "hide"] {
+            same_table(
+                &file,
+                &[&format!("-{filter}"), regex],
+                &[&format!("--{filter}"), regex],
+            );
+        }
+    }
+}
