@@ -69,7 +69,15 @@ pub(crate) fn write_top(
         dropped_nodes: top.dropped,
         rows,
     };
-    serde_json::to_writer_pretty(&mut *out, &json)?;
+    // serde_json wraps a failed write in its own error; unwrapped, a closed
+    // pipe is an io::Error that the caller can recognize and end quietly on.
+    serde_json::to_writer_pretty(&mut *out, &json).map_err(|e| {
+        if e.is_io() {
+            Error::Io(e.into())
+        } else {
+            Error::Json(e)
+        }
+    })?;
     writeln!(out)?;
     Ok(())
 }
