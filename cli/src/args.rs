@@ -83,7 +83,7 @@ impl Selection {
 /// `heapprof top`.
 #[derive(Debug, Args)]
 pub struct TopArgs {
-    /// The profile.
+    /// The profile (- reads it from stdin).
     pub profile: PathBuf,
     #[command(flatten)]
     pub selection: Selection,
@@ -104,7 +104,7 @@ pub struct TopArgs {
 /// `heapprof flamegraph`.
 #[derive(Debug, Args)]
 pub struct FlamegraphArgs {
-    /// The profile.
+    /// The profile (- reads it from stdin).
     pub profile: PathBuf,
     /// Where to write the SVG.
     #[arg(short, long, value_name = "FILE")]
@@ -127,7 +127,7 @@ pub struct FlamegraphArgs {
 /// `heapprof folded`.
 #[derive(Debug, Args)]
 pub struct FoldedArgs {
-    /// The profile.
+    /// The profile (- reads it from stdin).
     pub profile: PathBuf,
     #[command(flatten)]
     pub selection: Selection,
@@ -136,9 +136,9 @@ pub struct FoldedArgs {
 /// `heapprof diff`.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The earlier profile.
+    /// The earlier profile (- reads it from stdin).
     pub base: PathBuf,
-    /// The later profile.
+    /// The later profile (- reads it from stdin).
     pub new: PathBuf,
     #[command(flatten)]
     pub selection: Selection,
@@ -153,7 +153,7 @@ pub struct DiffArgs {
 /// `heapprof info`.
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// The profile.
+    /// The profile (- reads it from stdin).
     pub profile: PathBuf,
 }
 
@@ -171,7 +171,7 @@ pub struct DemoArgs {
 /// `heapprof symbolize`.
 #[derive(Debug, Args)]
 pub struct SymbolizeArgs {
-    /// The profile to symbolize.
+    /// The profile to symbolize (- reads it from stdin; then --output is needed).
     pub profile: PathBuf,
     /// The program's binary (and any shared library); each is matched to the profile's mappings by build id.
     #[arg(long, value_name = "PATH")]

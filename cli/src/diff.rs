@@ -11,6 +11,9 @@ use crate::{load, output};
 
 /// Runs `heapprof diff`.
 pub fn run(args: &DiffArgs, out: &mut impl Write) -> Result<()> {
+    if load::is_stdin(&args.base) && load::is_stdin(&args.new) {
+        anyhow::bail!("BASE and NEW cannot both be - (stdin holds one profile)");
+    }
     let base = load::profile(&args.base)?;
     let new = load::profile(&args.new)?;
     let flags = args.selection.flags();

@@ -13,10 +13,13 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
     let options = flamegraph::Options {
         selection: load::selection(&args.profile, profile, args.selection.flags())?,
         title: args.title.clone(),
-        name: args
-            .profile
-            .file_name()
-            .map_or(String::new(), |f| f.to_string_lossy().into_owned()),
+        name: if load::is_stdin(&args.profile) {
+            load::name(&args.profile)
+        } else {
+            args.profile
+                .file_name()
+                .map_or(String::new(), |f| f.to_string_lossy().into_owned())
+        },
         icicle: args.icicle,
         min_width: args.min_width,
     };

@@ -12,7 +12,7 @@ use crate::load;
 pub fn run(args: &InfoArgs, out: &mut impl Write) -> Result<()> {
     let profile = load::profile(&args.profile)?;
     let options = info::Options {
-        name: Some(args.profile.display().to_string()),
+        name: Some(load::name(&args.profile)),
     };
     Ok(info::write(&options, profile, out)?)
 }

@@ -1,6 +1,8 @@
-//! What the subcommands share: reading a profile, the report's selection
-//! from the sample-type and filter flags, and errors that name their file.
+//! What the subcommands share: reading a profile (from a file, or from
+//! stdin for `-`), the report's selection from the sample-type and filter
+//! flags, and errors that name their file.
 
+use std::io::{IsTerminal, Read};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -8,16 +10,50 @@ use heapprof_pprof::Profile;
 use heapprof_report::{Error, Filters, Selection};
 use regex::Regex;
 
-/// Reads and decodes the profile at `path`; errors name the file.
+/// The profile argument that stands for standard input.
+pub const STDIN: &str = "-";
+
+/// Whether the profile argument `path` stands for standard input.
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == STDIN
+}
+
+/// How messages and reports name the profile at `path`: `<stdin>` for `-`.
+pub fn name(path: &Path) -> String {
+    if is_stdin(path) {
+        "<stdin>".to_owned()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// Reads and decodes the profile at `path` (`-`: standard input); errors
+/// name the file.
 ///
 /// The profile lives until the process exits, on purpose: a command reads a
 /// profile once and exits soon after, and freeing the hundreds of thousands
 /// of small allocations of a large profile just before exit cost more than
 /// a tenth of a second in the large-profile benchmark.
 pub fn profile(path: &Path) -> Result<&'static Profile> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-    let profile = Profile::decode(&bytes).with_context(|| format!("{}", path.display()))?;
+    let bytes = if is_stdin(path) {
+        read_stdin()
+    } else {
+        std::fs::read(path).map_err(anyhow::Error::from)
+    }
+    .with_context(|| name(path))?;
+    let profile = Profile::decode(&bytes).with_context(|| name(path))?;
     Ok(Box::leak(Box::new(profile)))
+}
+
+fn read_stdin() -> Result<Vec<u8>> {
+    let mut stdin = std::io::stdin().lock();
+    // Waiting for a profile to be typed in would look like a hang.
+    if stdin.is_terminal() {
+        anyhow::bail!("is a terminal: pipe a profile in, or name a file instead of -");
+    }
+    let mut bytes = Vec::new();
+    stdin.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// The sample-type and filter flags that every report takes, as given.
@@ -87,9 +123,7 @@ pub fn in_files<T>(base: &Path, new: &Path, result: Result<T, Error>) -> Result<
 
 fn named(path: &Path, e: Error) -> anyhow::Error {
     match e {
-        Error::NoSampleTypes | Error::SampleType(_) => {
-            anyhow::Error::new(e).context(format!("{}", path.display()))
-        }
+        Error::NoSampleTypes | Error::SampleType(_) => anyhow::Error::new(e).context(name(path)),
         e => e.into(),
     }
 }

@@ -12,6 +12,9 @@ use crate::{load, output};
 
 /// Runs `heapprof symbolize`.
 pub fn run(args: &SymbolizeArgs, out: &mut impl Write) -> Result<()> {
+    if load::is_stdin(&args.profile) && args.output.is_none() {
+        anyhow::bail!("a profile read from - (stdin) needs --output (-o) for the symbolized one");
+    }
     let profile = load::profile(&args.profile)?;
     let options = symbolize::Options {
         binaries: args.binary.clone(),

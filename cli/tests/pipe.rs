@@ -3,21 +3,14 @@
 //! and format.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use heapprof::pprof::{Function, Line, Location, Profile, Sample, ValueType};
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("pipe-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// 3,000 functions and 30,000 distinct stacks: every report of it is far
 /// larger than a pipe's buffer (64 KiB on Linux).
+mod common;
+
 fn large() -> Profile {
     let functions: Vec<Function> = (0..3000)
         .map(|i| Function {
@@ -83,7 +76,7 @@ fn close_early(args: &[&str], lines: usize) {
 
 #[test]
 fn a_closed_pipe_is_a_quiet_exit() {
-    let dir = scratch("closed");
+    let dir = common::scratch("pipe", "closed");
     let path = dir.join("large.pb.gz");
     std::fs::write(&path, large().encode()).unwrap();
     let base = dir.join("base.pb.gz");

@@ -23,3 +23,12 @@ pub fn folded_total(folded: &str) -> i64 {
         })
         .sum()
 }
+
+/// A fresh, empty directory for one test's files, `tests`-`name`-pid.
+pub fn scratch(tests: &str, name: &str) -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{tests}-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
