@@ -16,6 +16,16 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The arguments of this process. `--version` prints `heapprof X.Y.Z`
+    /// after any subcommand too (clap would name it `heapprof-top`).
+    pub fn try_parse_args() -> Result<Cli, clap::Error> {
+        use clap::{CommandFactory, FromArgMatches};
+        let command = Cli::command().mut_subcommands(|c| c.display_name("heapprof"));
+        Cli::from_arg_matches(&command.try_get_matches()?)
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -91,7 +101,7 @@ pub struct TopArgs {
     #[arg(short = 'n', long = "nodecount", value_name = "N")]
     pub node_count: Option<usize>,
     /// Hide functions whose cum is under this fraction of the total, like pprof.
-    #[arg(long, default_value_t = 0.005, value_name = "FRACTION")]
+    #[arg(long, default_value_t = 0.005, value_name = "FRACTION", value_parser = fraction)]
     pub node_fraction: f64,
     /// Sort by cumulative value instead of flat.
     #[arg(long)]
@@ -182,4 +192,12 @@ pub struct SymbolizeArgs {
     /// Where to write the symbolized profile (default: NAME.symbolized.pb.gz beside the input).
     #[arg(long, short = 'o', value_name = "PATH")]
     pub output: Option<PathBuf>,
+}
+
+/// A fraction of the total: a number from 0 to 1.
+fn fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("{text} is not a fraction from 0 to 1")),
+    }
 }

@@ -19,15 +19,13 @@ mod top;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 // The CLI profiles itself: `heapprof demo` needs it, and the other commands
 // cost nothing measurable at the default rate.
 #[global_allocator]
 static ALLOC: heapprof::Profiler = heapprof::Profiler::system();
 
 fn main() -> ExitCode {
-    let cli = match args::Cli::try_parse() {
+    let cli = match args::Cli::try_parse_args() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             let _ = e.print(); // --help, --version

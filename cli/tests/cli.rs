@@ -478,6 +478,23 @@ fn every_command_has_help_with_an_example() {
     }
 }
 
+#[test]
+fn version_is_the_programs_at_every_level() {
+    let version = format!("heapprof {}\n", env!("CARGO_PKG_VERSION"));
+    assert_eq!(heapprof_ok(&["--version"]), version);
+    for command in [
+        "top",
+        "flamegraph",
+        "folded",
+        "diff",
+        "info",
+        "demo",
+        "symbolize",
+    ] {
+        assert_eq!(heapprof_ok(&[command, "--version"]), version, "{command}");
+    }
+}
+
 /// Asserts a failure with exactly one line on stderr containing `expected`.
 fn assert_one_line_error(args: &[&str], expected: &[&str]) {
     let out = heapprof(args);
@@ -535,6 +552,16 @@ fn bad_input_gets_a_one_line_error_naming_the_file_and_cause() {
     assert_one_line_error(
         &["top", s(&synthetic), "-i", "bogus"],
         &["synthetic.pb.gz", "sample index \"bogus\" must be one of: [alloc_objects alloc_space inuse_objects inuse_space]"],
+    );
+    for fraction in ["-0.1", "1.5", "NaN", "half"] {
+        assert_one_line_error(
+            &["top", s(&synthetic), &format!("--node-fraction={fraction}")],
+            &["--node-fraction", "not a fraction from 0 to 1"],
+        );
+    }
+    assert_one_line_error(
+        &["top", s(&synthetic), "-i", "9"],
+        &["sample index \"9\" must be one of: [0=alloc_objects 1=alloc_space 2=inuse_objects 3=inuse_space]"],
     );
     assert_one_line_error(
         &["top", s(&synthetic), "--focus", "("],

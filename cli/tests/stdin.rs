@@ -34,12 +34,7 @@ fn ok(args: &[&str], stdin: Option<&Path>) -> String {
 }
 
 fn one_line_error(args: &[&str], stdin: Option<&Path>) -> String {
-    let out = heapprof(args, stdin);
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(!out.status.success(), "{args:?} succeeded");
-    assert_eq!(stderr.lines().count(), 1, "{args:?}:\n{stderr}");
-    assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
-    stderr
+    common::one_line_error(args, heapprof(args, stdin))
 }
 
 #[test]

@@ -224,19 +224,26 @@ impl Profile {
     }
 
     /// Index of the sample type named `name` (e.g. `alloc_space`), or given
-    /// as a number.
+    /// as a number. A number out of range lists the valid ones with their
+    /// names (`0=alloc_objects ...`), a bad name the names.
     pub fn sample_index(&self, name: &str) -> Result<usize, Error> {
-        if let Ok(index) = name.parse::<usize>() {
-            if index < self.sample_types.len() {
-                return Ok(index);
-            }
+        let number = name.parse::<usize>().ok();
+        if let Some(index) = number.filter(|&i| i < self.sample_types.len()) {
+            return Ok(index);
         }
+        let types = self.sample_types.iter();
         self.sample_types
             .iter()
             .position(|t| t.r#type == name)
             .ok_or_else(|| Error::UnknownSampleType {
                 name: name.to_owned(),
-                known: self.sample_types.iter().map(|t| t.r#type.clone()).collect(),
+                known: match number {
+                    Some(_) => types
+                        .enumerate()
+                        .map(|(i, t)| format!("{i}={}", t.r#type))
+                        .collect(),
+                    None => types.map(|t| t.r#type.clone()).collect(),
+                },
             })
     }
 

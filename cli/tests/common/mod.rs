@@ -32,3 +32,12 @@ pub fn scratch(tests: &str, name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The one line on stderr of a failed run, which printed nothing on stdout.
+pub fn one_line_error(args: &[&str], out: std::process::Output) -> String {
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert_eq!(stderr.lines().count(), 1, "{args:?}:\n{stderr}");
+    assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
+    stderr
+}
