@@ -384,6 +384,7 @@ fn golden_outputs() {
         let out = Command::new(env!("CARGO_BIN_EXE_heapprof"))
             .args(&args)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("TZ", "UTC")
             .output()
             .unwrap();
         assert!(

@@ -91,8 +91,7 @@ fn same(
     file: &str,
 ) -> String {
     assert_eq!(
-        common::table(ours),
-        common::table(theirs),
+        ours, theirs,
         "heapprof {heapprof_args:?} vs go tool pprof {pprof_args:?} on {file}"
     );
     common::table(theirs).to_owned()
@@ -303,52 +302,78 @@ fn corpus_profiles() -> Vec<String> {
     profiles
 }
 
-/// Every protobuf profile of the corpus: the same table as pprof's from
-/// "Showing nodes" on, or, where pprof refuses the file, a refusal in one
-/// line.
+/// The time zone the whole-output comparisons run in: not UTC, so that
+/// the header's `Time:` proves it follows the zone as pprof's does.
+const ZONE: &str = "America/New_York";
+
+/// Every protobuf profile of the corpus, at its default sample type and at
+/// each one, sorted by flat and by cum: the same output as pprof's, header
+/// included, or, where pprof refuses the file, a refusal in one line.
 #[test]
 fn every_corpus_table_is_pprofs() {
     let profiles = corpus_profiles();
     assert!(profiles.len() >= 100, "{} profiles", profiles.len());
-    let mut differ = Vec::new();
+    let (mut compared, mut differ) = (0, Vec::new());
     for path in &profiles {
         let file = data(path);
-        let mut pprof = Command::new("go");
-        pprof
-            .args(["tool", "pprof", "-top", "-symbolize=none", &file])
-            .env("PPROF_BINARY_PATH", "/nonexistent")
-            .env("PPROF_TMPDIR", std::env::temp_dir());
-        let theirs = pprof
-            .output()
-            .expect("go tool pprof (apt-get install golang-go)");
-        let ours = Command::new(env!("CARGO_BIN_EXE_heapprof"))
-            .args(["top", &file])
-            .output()
-            .unwrap();
-        let same = match (theirs.status.success(), ours.status.success()) {
-            (true, true) => {
-                let (theirs, ours) = (
-                    String::from_utf8_lossy(&theirs.stdout),
-                    String::from_utf8_lossy(&ours.stdout),
-                );
-                match (theirs.find("Showing nodes"), ours.find("Showing nodes")) {
-                    (Some(t), Some(o)) => theirs[t..] == ours[o..],
-                    _ => false,
-                }
+        let types = std::fs::read(&file)
+            .ok()
+            .and_then(|bytes| Profile::decode(&bytes).ok())
+            .map_or(0, |p| p.sample_types.len());
+        // The default sample type, then each, by flat and by cum.
+        let mut variants = vec![(None, false)];
+        for index in 0..types {
+            variants.extend([
+                (Some(index.to_string()), false),
+                (Some(index.to_string()), true),
+            ]);
+        }
+        for (index, cum) in variants {
+            let mut pprof_args = vec!["-top".to_owned(), "-symbolize=none".to_owned()];
+            let mut ours_args = vec!["top".to_owned(), file.clone()];
+            if let Some(index) = &index {
+                pprof_args.push(format!("-sample_index={index}"));
+                ours_args.extend(["-i".to_owned(), index.clone()]);
             }
-            // Both refuse it: heapprof with one line.
-            (false, false) => ours.stderr.iter().filter(|&&b| b == b'\n').count() == 1,
-            _ => false,
-        };
-        if !same {
-            differ.push(path.as_str());
+            if cum {
+                pprof_args.push("-cum".to_owned());
+                ours_args.push("--cum".to_owned());
+            }
+            pprof_args.push(file.clone());
+            let theirs = Command::new("go")
+                .arg("tool")
+                .arg("pprof")
+                .args(&pprof_args)
+                .env("PPROF_BINARY_PATH", "/nonexistent")
+                .env("PPROF_TMPDIR", std::env::temp_dir())
+                .env("TZ", ZONE)
+                .output()
+                .expect("go tool pprof (apt-get install golang-go)");
+            let ours = Command::new(env!("CARGO_BIN_EXE_heapprof"))
+                .args(&ours_args)
+                .env("TZ", ZONE)
+                .output()
+                .unwrap();
+            let same = match (theirs.status.success(), ours.status.success()) {
+                // Invalid UTF-8 compares as heapprof shows it, replaced.
+                (true, true) => {
+                    String::from_utf8_lossy(&theirs.stdout) == String::from_utf8_lossy(&ours.stdout)
+                }
+                // Both refuse it: heapprof with one line.
+                (false, false) => ours.stderr.iter().filter(|&&b| b == b'\n').count() == 1,
+                _ => false,
+            };
+            compared += 1;
+            if !same {
+                differ.push(ours_args.join(" "));
+            }
         }
     }
+    assert!(compared >= 400, "{compared} tables");
     assert!(
         differ.is_empty(),
-        "{} of {} profiles differ from `go tool pprof -top -symbolize=none`:\n{}",
+        "{} of {compared} tables differ from `go tool pprof -top -symbolize=none`'s:\n{}",
         differ.len(),
-        profiles.len(),
         differ.join("\n")
     );
 }

@@ -11,6 +11,7 @@ use inferno::flamegraph::color::{BasicPalette, Palette};
 
 use crate::fasthash::IdMap;
 use crate::graph;
+use crate::header::{self, Header};
 use crate::stacks::{self, Frame, Names, Selection, Stack};
 use crate::{flamegraph, folded, top, Error};
 
@@ -64,7 +65,15 @@ pub fn write(
         // Percentages are of the whole difference, before filters.
         let total = merged_total(base, base_index, new, new_index);
         let table = graph::top(&changed, &names, total, &options.graph);
-        writeln!(out, "Type: {} (new - base)", sample_type.r#type)?;
+        let header = Header {
+            profiles: &[new, base],
+            sample_type: &sample_type.r#type,
+            unit: &sample_type.unit,
+            total: table.total,
+            format: &top::formatter(&sample_type.unit, &table),
+            filters: &options.selection.filters,
+        };
+        header::write(&header, out)?;
         return top::write_table(&sample_type.unit, &table, out);
     }
     let mut compared = Vec::new();
@@ -266,7 +275,7 @@ mod tests {
         // flat add up to 180 (go tool pprof -top -base prints the same).
         assert_eq!(
             diff(&Options::default(), &before(), &after()).unwrap(),
-            "Type: inuse_space (new - base)
+            "Type: inuse_space
 Showing nodes accounting for 180B, 81.82% of 220B total
       flat  flat%   sum%        cum   cum%
       200B 90.91% 90.91%       200B 90.91%  cache::insert
@@ -294,7 +303,7 @@ Showing nodes accounting for 180B, 81.82% of 220B total
         // and its 4096-byte blocks grew by 50: pprof's total is 100.
         assert_eq!(
             diff(&Options::default(), &base, &new).unwrap(),
-            "Type: inuse_space (new - base)
+            "Type: inuse_space
 Showing nodes accounting for 0, 0% of 100B total
       flat  flat%   sum%        cum   cum%
 "

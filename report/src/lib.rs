@@ -75,6 +75,7 @@ mod fasthash;
 pub mod flamegraph;
 pub mod folded;
 pub mod graph;
+mod header;
 pub mod info;
 mod json;
 pub mod stacks;

@@ -91,7 +91,7 @@ impl<'p> Names<'p> {
 
 /// Go's `filepath.Base`: the last element of `path`, trailing slashes
 /// ignored ("/" for a path of slashes).
-fn base_name(path: &str) -> &str {
+pub(crate) fn base_name(path: &str) -> &str {
     let trimmed = path.trim_end_matches('/');
     if trimmed.is_empty() {
         return "/";

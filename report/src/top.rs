@@ -7,6 +7,7 @@ use std::io::Write;
 use heapprof_pprof::Profile;
 
 use crate::graph::{self, Top};
+use crate::header::{self, Header};
 use crate::stacks::{self, Names, Selection};
 use crate::units::{percentage, Formatter};
 use crate::{json, Error};
@@ -41,14 +42,23 @@ pub fn write(options: &Options, profile: &Profile, out: &mut impl Write) -> Resu
     match options.format {
         Format::Json => json::write_top(&profile.sample_types[index], &top, out),
         Format::Table => {
-            write_header(profile, index, out)?;
-            write_table(&profile.sample_types[index].unit, &top, out)
+            let sample_type = &profile.sample_types[index];
+            let header = Header {
+                profiles: &[profile],
+                sample_type: &sample_type.r#type,
+                unit: &sample_type.unit,
+                total: top.total,
+                format: &formatter(&sample_type.unit, &top),
+                filters: &options.selection.filters,
+            };
+            header::write(&header, out)?;
+            write_table(&sample_type.unit, &top, out)
         }
     }
 }
 
 /// pprof's unit for a table: from its smallest non-zero row and its total.
-fn formatter(unit: &str, top: &Top) -> Formatter {
+pub(crate) fn formatter(unit: &str, top: &Top) -> Formatter {
     let smallest = top
         .nodes
         .iter()
@@ -63,21 +73,6 @@ fn formatter(unit: &str, top: &Top) -> Formatter {
         .min()
         .unwrap_or(0);
     Formatter::for_range(unit, smallest, top.total)
-}
-
-/// The lines that say what the table shows.
-fn write_header(profile: &Profile, index: usize, out: &mut dyn Write) -> Result<(), Error> {
-    if let Some(main) = profile.mappings.first() {
-        let file = main.filename.rsplit('/').next().unwrap_or(&main.filename);
-        if !file.is_empty() {
-            writeln!(out, "File: {file}")?;
-        }
-        if !main.build_id.is_empty() {
-            writeln!(out, "Build ID: {}", main.build_id)?;
-        }
-    }
-    writeln!(out, "Type: {}", profile.sample_types[index].r#type)?;
-    Ok(())
 }
 
 /// The table itself, as `go tool pprof -top` prints it, from its "Showing

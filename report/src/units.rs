@@ -172,6 +172,21 @@ impl Formatter {
         }
     }
 
+    /// Each value in its own best unit (pprof's `measurement.Label`).
+    pub fn auto(sample_unit: &str) -> Self {
+        Formatter {
+            from: sample_unit.to_owned(),
+            to: Target::Auto,
+        }
+    }
+
+    /// `value` in `unit` as a whole number of nanoseconds, if `unit` is one
+    /// of time.
+    pub fn nanoseconds(value: i64, unit: &str) -> Option<i64> {
+        let (nanos, unit) = scale(value, unit, &Target::Unit("nanoseconds".to_owned()));
+        (unit == "ns").then_some(nanos as i64)
+    }
+
     /// `value` in this formatter's unit, e.g. "1.50MB", "0", "-512kB"
     /// (pprof's `ScaledLabel`).
     pub fn format(&self, value: i64) -> String {
