@@ -78,6 +78,7 @@ pub mod graph;
 mod header;
 pub mod info;
 mod json;
+mod shorten;
 pub mod stacks;
 pub mod symbolize;
 #[cfg(test)]

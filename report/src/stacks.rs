@@ -16,6 +16,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use heapprof_pprof::Profile;
+
+use crate::shorten::display_name;
 use regex::Regex;
 
 use crate::fasthash::IdMap;
@@ -216,12 +218,17 @@ pub fn stacks<'p>(
         ignore: matches(&filters.ignore, texts),
         hide: matches(&filters.hide, texts),
     };
-    let functions: Vec<(u32, Matches)> = profile
+    // Each function's id, `None` for one without a name to show, and what
+    // the filters say of its name and file. The name is the one pprof
+    // shows (see `shorten`), which its filters match too.
+    let functions: Vec<(Option<u32>, Matches)> = profile
         .functions
         .iter()
         .map(|f| {
-            let found = matches_all(&[&f.name, &f.filename]);
-            (names.intern(&f.name, &f.filename), found)
+            let shown = display_name(f);
+            let found = matches_all(&[&shown, &f.filename]);
+            let id = (!shown.is_empty()).then(|| names.insert(shown.clone(), &f.filename, ""));
+            (id, found)
         })
         .collect();
     let objects: Vec<Matches> = profile
@@ -254,10 +261,8 @@ pub fn stacks<'p>(
             let mut frames: Vec<Frame> = lines
                 .iter()
                 .filter_map(|line| {
-                    let (mut function, m) = functions[line.function];
-                    if profile.functions[line.function].name.is_empty() {
-                        function = names.intern_object(objfile);
-                    }
+                    let (function, m) = functions[line.function];
+                    let function = function.unwrap_or_else(|| names.intern_object(objfile));
                     found.focus |= m.focus;
                     found.ignore |= m.ignore;
                     (!m.hide && !hide_all).then_some(Frame {
