@@ -412,3 +412,44 @@ fn filters_match_source_files_and_object_files_as_in_pprof() {
         }
     }
 }
+
+#[test]
+fn diffs_are_pprofs_with_units_made_common() {
+    let jfr = "pyroscope/pkg/og/convert/jfr/testdata";
+    let pairs = [
+        // Delays in nanoseconds against delays in microseconds: pprof
+        // compares them in nanoseconds.
+        (
+            "google-pprof-converted/internal/driver/testdata/cppbench.small.contention.pb.gz".to_owned(),
+            "google-pprof-converted/profile/testdata/java.contention.pb.gz".to_owned(),
+        ),
+        (
+            format!("{jfr}/cortex-dev-01__kafka-0__cpu_lock_alloc__0.jfr.gz.memory_alloc_in_new_tlab_bytes_bytes_space_bytes.17241709254077376921.pb.gz"),
+            format!("{jfr}/cortex-dev-01__kafka-0__cpu_lock_alloc__1.jfr.gz.memory_alloc_in_new_tlab_bytes_bytes_space_bytes.17241709254077376921.pb.gz"),
+        ),
+        (
+            format!("{jfr}/dump1.jfr.gz.process_cpu_cpu_nanoseconds_cpu_nanoseconds.2539015855607244867.pb.gz"),
+            format!("{jfr}/dump2.jfr.gz.process_cpu_cpu_nanoseconds_cpu_nanoseconds.2539015855607244867.pb.gz"),
+        ),
+        (
+            "pyroscope/pkg/pprof/testdata/gotruncatefix/heap_go_truncated_1.pb.gz".to_owned(),
+            "pyroscope/pkg/pprof/testdata/gotruncatefix/heap_go_truncated_1.pb.gz.fixed".to_owned(),
+        ),
+    ];
+    for (base, new) in &pairs {
+        same_diff(&data(base), &data(new));
+    }
+    // Bytes against seconds cannot be compared: one line, no table.
+    let bytes = profile_of("bytes", &[(&["main", "f"], 10)]);
+    let seconds = profile_of("seconds", &[(&["main", "g"], 10)]);
+    let out = Command::new(env!("CARGO_BIN_EXE_heapprof"))
+        .args(["diff", &bytes, &seconds])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && out.stdout.is_empty(), "{stderr}");
+    assert!(
+        stderr.contains("cannot compare delay in bytes with delay in seconds"),
+        "{stderr}"
+    );
+}

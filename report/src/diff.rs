@@ -6,14 +6,14 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use heapprof_pprof::{Location, Profile};
+use heapprof_pprof::{Location, Profile, ValueType};
 use inferno::flamegraph::color::{BasicPalette, Palette};
 
 use crate::fasthash::IdMap;
 use crate::graph;
 use crate::header::{self, Header};
 use crate::stacks::{self, Frame, Names, Selection, Stack};
-use crate::{flamegraph, folded, top, Error};
+use crate::{flamegraph, folded, top, units, Error};
 
 /// What [`write()`] prints.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -50,6 +50,11 @@ pub fn write(
     out: &mut impl Write,
 ) -> Result<(), Error> {
     let (base_index, new_index) = sample_indices(&options.selection, base, new)?;
+    let scaled = in_common_units(base, base_index, new, new_index)?;
+    let (base, new) = match &scaled {
+        Some((base, new)) => (base, new),
+        None => (base, new),
+    };
     let sample_type = &new.sample_types[new_index];
     let by_name = options.selection.with_sample_type(&sample_type.r#type);
     // One name table for both, so that a function has one id in both.
@@ -124,6 +129,78 @@ pub fn sample_indices(
         .index_in(base)
         .map_err(in_base)?;
     Ok((base_index, new_index))
+}
+
+/// BASE and NEW with their values in common units, as pprof scales the
+/// profiles it merges (its `ScaleProfiles`): each sample type in the finer
+/// of its two units, values rounded, samples whose scaled values all round
+/// to zero dropped. `None` when the units are the same already. Profiles
+/// with different lists of sample types are compared at the shown type
+/// only. Units of different kinds (bytes and seconds) are an error.
+fn in_common_units(
+    base: &Profile,
+    base_index: usize,
+    new: &Profile,
+    new_index: usize,
+) -> Result<Option<(Profile, Profile)>, Error> {
+    let pairs: Vec<(usize, usize)> = if base.sample_types.len() == new.sample_types.len() {
+        (0..new.sample_types.len()).map(|i| (i, i)).collect()
+    } else {
+        vec![(base_index, new_index)]
+    };
+    let mut ratios = (
+        vec![1.0; base.sample_types.len()],
+        vec![1.0; new.sample_types.len()],
+    );
+    let mut units = (base.sample_types.clone(), new.sample_types.clone());
+    for (b, n) in pairs {
+        let (base_unit, new_unit) = (&base.sample_types[b].unit, &new.sample_types[n].unit);
+        if base_unit == new_unit {
+            continue;
+        }
+        if !units::compatible(base_unit, new_unit) {
+            if n != new_index {
+                continue; // not shown: pprof would refuse, heapprof need not
+            }
+            return Err(Error::IncompatibleUnits {
+                sample_type: new.sample_types[n].r#type.clone(),
+                base_unit: base_unit.clone(),
+                new_unit: new_unit.clone(),
+            });
+        }
+        // The finer unit: NEW's unless BASE's is smaller.
+        let finest = if units::ratio(base_unit, new_unit) < 1.0 {
+            base_unit
+        } else {
+            new_unit
+        };
+        ratios.0[b] = units::ratio(base_unit, finest);
+        ratios.1[n] = units::ratio(new_unit, finest);
+        units.0[b].unit = finest.clone();
+        units.1[n].unit = finest.clone();
+    }
+    if ratios.0.iter().chain(&ratios.1).all(|&r| r == 1.0) {
+        return Ok(None);
+    }
+    let scale = |profile: &Profile, ratios: &[f64], types: Vec<ValueType>| {
+        let mut scaled = profile.clone();
+        scaled.sample_types = types;
+        scaled.samples.retain_mut(|sample| {
+            let mut keep = false;
+            for (value, &ratio) in sample.values.iter_mut().zip(ratios) {
+                if ratio != 1.0 {
+                    *value = (*value as f64 * ratio).round() as i64;
+                    keep |= *value != 0;
+                }
+            }
+            keep || ratios.iter().all(|&r| r == 1.0)
+        });
+        scaled
+    };
+    Ok(Some((
+        scale(base, &ratios.0, units.0),
+        scale(new, &ratios.1, units.1),
+    )))
 }
 
 fn in_base(e: Error) -> Error {

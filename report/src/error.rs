@@ -30,6 +30,16 @@ pub enum Error {
         /// The sample type shown.
         sample_type: String,
     },
+    /// A diff of two profiles whose sample types cannot be compared.
+    #[error("cannot compare {sample_type} in {base_unit} with {sample_type} in {new_unit}")]
+    IncompatibleUnits {
+        /// The sample type shown.
+        sample_type: String,
+        /// Its unit in BASE.
+        base_unit: String,
+        /// Its unit in NEW.
+        new_unit: String,
+    },
     /// A differential flamegraph of two profiles without a non-zero value.
     #[error("nothing to draw: neither profile has a non-zero {sample_type} value")]
     NothingToCompare {

@@ -135,6 +135,21 @@ fn scale(value: i64, from: &str, to: &Target) -> (f64, String) {
     }
 }
 
+/// pprof's `compatibleValueTypes` for units: the same, or both of one
+/// family (bytes, time, GCU).
+pub fn compatible(a: &str, b: &str) -> bool {
+    a == b
+        || FAMILIES
+            .iter()
+            .any(|f| f.sniff(a).is_some() && f.sniff(b).is_some())
+}
+
+/// What one `from` is in `to` (1000 from "ms" to "us"); 1 for units pprof
+/// does not know.
+pub fn ratio(from: &str, to: &str) -> f64 {
+    scale(1, from, &Target::Unit(to.to_owned())).0
+}
+
 /// How values of one table are printed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Formatter {
