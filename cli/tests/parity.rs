@@ -279,6 +279,11 @@ fn functions_whose_samples_cancel_or_are_ignored_are_no_rows() {
 /// The corpus's protobuf profiles, by their paths there (the legacy text
 /// formats and the inputs pprof rejects are in folders of their own).
 fn corpus_profiles() -> Vec<String> {
+    corpus_files(|origin| !origin.ends_with("-legacy") && !origin.ends_with("-rejected"))
+}
+
+/// The corpus's files in the origin folders that `take` accepts.
+fn corpus_files(take: impl Fn(&str) -> bool) -> Vec<String> {
     fn walk(dir: &std::path::Path, root: &std::path::Path, into: &mut Vec<String>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -295,7 +300,7 @@ fn corpus_profiles() -> Vec<String> {
     for origin in std::fs::read_dir(&root).unwrap() {
         let origin = origin.unwrap().path();
         let name = origin.file_name().unwrap().to_str().unwrap().to_owned();
-        if origin.is_dir() && !name.ends_with("-legacy") && !name.ends_with("-rejected") {
+        if origin.is_dir() && take(&name) {
             walk(&origin, &root, &mut profiles);
         }
     }
@@ -452,4 +457,37 @@ fn diffs_are_pprofs_with_units_made_common() {
         stderr.contains("cannot compare delay in bytes with delay in seconds"),
         "{stderr}"
     );
+}
+
+#[test]
+fn legacy_formats_are_named_with_the_way_to_convert_them() {
+    let legacy = corpus_files(|origin| origin.ends_with("-legacy"));
+    assert!(legacy.len() >= 10, "{legacy:?}");
+    for path in &legacy {
+        let out = Command::new(env!("CARGO_BIN_EXE_heapprof"))
+            .args(["top", &data(path)])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && out.stdout.is_empty(), "{path}");
+        assert_eq!(stderr.lines().count(), 1, "{path}: {stderr}");
+        assert!(
+            stderr.contains("in a legacy pprof format, which heapprof does not read")
+                && stderr.contains("go tool pprof -proto"),
+            "{path}: {stderr}"
+        );
+    }
+    // The advice works: pprof converts one, and heapprof reads the result.
+    let file = data("google-pprof-legacy/profile/testdata/cppbench.heap");
+    let converted = Command::new("go")
+        .args(["tool", "pprof", "-proto", &file])
+        .env("PPROF_BINARY_PATH", "/nonexistent")
+        .output()
+        .expect("go tool pprof (apt-get install golang-go)");
+    assert!(converted.status.success());
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("parity");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("cppbench.heap.pb.gz");
+    std::fs::write(&path, converted.stdout).unwrap();
+    heapprof(&["top", path.to_str().unwrap()], &[]);
 }

@@ -64,8 +64,48 @@ fn decode_within(bytes: &[u8], limit: u64) -> Result<Profile, Error> {
     } else {
         bytes
     };
-    let message = proto::Profile::decode(raw).map_err(|e| Error::NotAProfile(e.to_string()))?;
+    let message = proto::Profile::decode(raw).map_err(|e| match legacy_format(raw) {
+        Some(format) => Error::Legacy(format),
+        None => Error::NotAProfile(e.to_string()),
+    })?;
     from_proto(message)
+}
+
+/// The legacy (pre-protobuf) pprof format `raw` is in, if it is one: the
+/// binary CPU profiles of gperftools and old Go (64-bit words 0, 3, 0) and
+/// of Java (32-bit words 0, 3, 1), and the text profiles of heaps,
+/// contention, threads and goroutines.
+fn legacy_format(raw: &[u8]) -> Option<&'static str> {
+    let word = |i: usize, size: usize| {
+        let bytes = raw.get(i * size..(i + 1) * size)?;
+        Some(
+            bytes
+                .iter()
+                .rev()
+                .fold(0u64, |w, &b| (w << 8) | u64::from(b)),
+        )
+    };
+    let words = |size: usize| [word(0, size), word(1, size), word(2, size)];
+    if words(8) == [Some(0), Some(3), Some(0)] {
+        return Some("CPU profile (gperftools or Go before 1.9)");
+    }
+    if words(4) == [Some(0), Some(3), Some(1)] {
+        return Some("Java CPU profile");
+    }
+    let text = String::from_utf8_lossy(&raw[..raw.len().min(64)]);
+    let text = text.trim_start();
+    [
+        ("heap profile:", "heap profile"),
+        ("--- heapz", "heap profile"),
+        ("--- contention", "contention profile"),
+        ("--- mutex", "contention profile"),
+        ("--- threadz", "thread profile"),
+        ("threadcreate profile:", "thread profile"),
+        ("goroutine profile:", "goroutine profile"),
+    ]
+    .into_iter()
+    .find(|(start, _)| text.starts_with(start))
+    .map(|(_, format)| format)
 }
 
 fn malformed(message: String) -> Error {

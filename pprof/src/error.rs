@@ -24,6 +24,10 @@ pub enum Error {
     /// The bytes are not a pprof profile.
     #[error("parsing profile: not a pprof profile ({0})")]
     NotAProfile(String),
+    /// A profile in one of pprof's legacy formats, which heapprof does not
+    /// read (`go tool pprof -proto` converts them).
+    #[error("parsing profile: this is a {0} in a legacy pprof format, which heapprof does not read; convert it with `go tool pprof -proto FILE > FILE.pb.gz`")]
+    Legacy(&'static str),
     /// A pprof profile that breaks a rule of the format.
     #[error("parsing profile: {0}")]
     Malformed(String),
