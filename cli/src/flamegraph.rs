@@ -23,8 +23,8 @@ pub fn run(args: &FlamegraphArgs) -> Result<()> {
         icicle: args.icicle,
         min_width: args.min_width,
     };
-    // Rendered before the file is created: "nothing to draw" leaves no file
-    // and comes before any error creating it.
+    // Rendered before the file is created: a profile that cannot be drawn
+    // leaves no file, and its error comes before any error creating it.
     let mut svg = Vec::new();
     load::in_file(
         &args.profile,

@@ -582,18 +582,12 @@ fn failed_output_leaves_nothing_behind() {
         &["flamegraph", s(&synthetic), "-o", s(&nowhere)],
         &["cannot write", "out.svg"],
     );
-    // Nothing to draw: an error, and no file, not even a temporary one.
-    let out = dir.join("empty.svg");
+    // A profile that cannot be drawn: an error, and no file, not even a
+    // temporary one.
+    let out = dir.join("bad.svg");
     assert_one_line_error(
-        &[
-            "flamegraph",
-            s(&synthetic),
-            "-o",
-            s(&out),
-            "--focus",
-            "no-such-function",
-        ],
-        &["nothing to draw"],
+        &["flamegraph", s(&synthetic), "-o", s(&out), "-i", "bogus"],
+        &["sample index \"bogus\""],
     );
     assert_eq!(
         std::fs::read_dir(&dir).unwrap().count(),
@@ -601,6 +595,22 @@ fn failed_output_leaves_nothing_behind() {
         "files left in {}",
         dir.display()
     );
+    // Nothing to draw is an answer, as top's zero total is: the SVG says so.
+    let empty = dir.join("empty.svg");
+    heapprof_ok(&[
+        "flamegraph",
+        s(&synthetic),
+        "-o",
+        s(&empty),
+        "--focus",
+        "no-such-function",
+    ]);
+    let svg = std::fs::read_to_string(&empty).unwrap();
+    assert!(
+        svg.starts_with("<?xml") && svg.contains("No sample has a positive inuse_space value."),
+        "{svg}"
+    );
+    std::fs::remove_file(&empty).unwrap();
     let demo_target = dir.join("a-file");
     std::fs::write(&demo_target, b"").unwrap();
     assert_one_line_error(&["demo", "--out", s(&demo_target)], &["a-file"]);

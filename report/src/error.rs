@@ -24,12 +24,6 @@ pub enum Error {
     /// The new profile of a diff failed to give what was asked.
     #[error("the new profile")]
     New(#[source] Box<Error>),
-    /// A flamegraph with no positive value to draw.
-    #[error("nothing to draw: no sample has a positive {sample_type} value")]
-    NothingToDraw {
-        /// The sample type shown.
-        sample_type: String,
-    },
     /// A diff of two profiles whose sample types cannot be compared.
     #[error("cannot compare {sample_type} in {base_unit} with {sample_type} in {new_unit}")]
     IncompatibleUnits {

@@ -43,8 +43,9 @@ impl Default for Options {
     }
 }
 
-/// Writes the flamegraph of `profile` as SVG. When there is nothing to draw
-/// (no positive value), it fails before writing anything.
+/// Writes the flamegraph of `profile` as SVG. With nothing to draw (no
+/// positive value: an empty sample type, or filters that keep nothing) the
+/// SVG says so under its title, as `top` shows a zero total.
 pub fn write(options: &Options, profile: &Profile, out: &mut impl Write) -> Result<(), Error> {
     let mut names = Names::default();
     let selected = stacks::select(profile, &options.selection, &mut names)?;
@@ -54,16 +55,15 @@ pub fn write(options: &Options, profile: &Profile, out: &mut impl Write) -> Resu
         .filter(|&(_, value)| value > 0)
         .map(|(stack, value)| format!("{stack} {value}"))
         .collect();
-    if lines.is_empty() {
-        return Err(Error::NothingToDraw {
-            sample_type: sample_type.r#type.clone(),
-        });
-    }
     let title = match &options.title {
         Some(title) => title.clone(),
         None if options.name.is_empty() => sample_type.r#type.clone(),
         None => format!("{}: {}", options.name, sample_type.r#type),
     };
+    if lines.is_empty() {
+        let note = format!("No sample has a positive {} value.", sample_type.r#type);
+        return write_empty(&title, &note, out);
+    }
     let mut inferno = inferno_options(sample_type, title, options);
     render(&mut inferno, &lines, out)
 }
@@ -87,6 +87,30 @@ pub(crate) fn inferno_options(
         inferno.direction = Direction::Inverted;
     }
     inferno
+}
+
+/// An SVG of inferno's size with `title` and `note` and no frames.
+fn write_empty(title: &str, note: &str, out: &mut impl Write) -> Result<(), Error> {
+    let escape = |text: &str| {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    write!(
+        out,
+        concat!(
+            r#"<?xml version="1.0" standalone="no"?>"#,
+            r#"<svg version="1.1" width="1200" height="96" viewBox="0 0 1200 96" xmlns="http://www.w3.org/2000/svg">"#,
+            r##"<rect x="0" y="0" width="100%" height="100%" fill="#eeeeee"/>"##,
+            r#"<text x="600" y="24" text-anchor="middle" font-family="Verdana" font-size="17">{}</text>"#,
+            r#"<text x="600" y="60" text-anchor="middle" font-family="Verdana" font-size="12">{}</text>"#,
+            "</svg>\n"
+        ),
+        escape(title),
+        escape(note)
+    )
+    .map_err(Error::Render)
 }
 
 /// Renders folded `lines` (`stack value`, or `stack before after` for a
