@@ -2,11 +2,16 @@
 //! profile this crate hands out is made (the `heap_profile` family, dumps
 //! and the endpoint are built on it).
 //!
-//! Building and encoding run with the reentrancy guard held, so the
-//! profiler's own work is never sampled into the profile it makes.
+//! Building and encoding are heapprof's own work
+//! ([`crate::core::counters::OwnWork`]), on whatever thread they run: never
+//! sampled into the profile they make, never counted in the program's live
+//! bytes or peak. What the program gets (a [`HeapProfile`], encoded bytes)
+//! is a copy made outside the work, so that it is the program's memory,
+//! whose free is counted; the original is freed inside the work.
 
 use std::path::Path;
 
+use crate::core::counters::own_work;
 use crate::core::guard::Guard;
 use crate::core::peak;
 use crate::pprof;
@@ -81,6 +86,30 @@ impl ProfileBuilder {
     /// Builds the profile: copies the sample table (the only moment an
     /// allocating thread can wait on it) and symbolizes the copy.
     pub fn build(self) -> Result<HeapProfile, Error> {
+        let made = own_work(|| self.data())?;
+        Ok(HeapProfile {
+            data: hand_over(made, pprof::Profile::clone),
+        })
+    }
+
+    /// `build()?.encode()`, without the program's copy of the profile.
+    pub(crate) fn encoded(self) -> Result<Vec<u8>, Error> {
+        let made = own_work(|| self.data().map(|data| data.encode()))?;
+        Ok(hand_over(made, |bytes| bytes.to_vec()))
+    }
+
+    /// `build()?.write(path)`, without the program's copy of the profile.
+    pub(crate) fn write_to(self, path: &Path) -> Result<(), Error> {
+        let made = own_work(|| self.data().map(|data| data.encode()))?;
+        hand_over(made, |bytes| write_file(path, bytes))
+    }
+
+    /// The profile, made by the caller's own work (the endpoint's threads
+    /// use it as it is; the program gets a copy). Its errors (no peak, out
+    /// of memory) hold no heap memory, so they may leave the work as they
+    /// are. The comments are copied, not moved: the work frees what it
+    /// allocated, and only that.
+    pub(crate) fn data(&self) -> Result<pprof::Profile, Error> {
         let mode = self.symbolize.unwrap_or_else(symbolize::mode);
         let (flavour, counts, mut comments) = match self.kind {
             Kind::Heap => (Flavour::Heap, Counts::Current, Vec::new()),
@@ -105,10 +134,19 @@ impl ProfileBuilder {
                 )
             }
         };
-        comments.extend(self.comments);
-        let data = profile::build_with(flavour, counts, comments, mode)?;
-        Ok(HeapProfile { data })
+        comments.extend(self.comments.iter().cloned());
+        profile::build_with(flavour, counts, comments, mode)
     }
+}
+
+/// What the caller gets of `made`, something heapprof's own work made:
+/// `use_it` runs outside the work, so whatever it allocates and keeps (a
+/// copy) is the program's, while `made` is freed inside the work, where it
+/// was counted.
+fn hand_over<T, R>(made: T, use_it: impl FnOnce(&T) -> R) -> R {
+    let result = use_it(&made);
+    own_work(|| drop(made));
+    result
 }
 
 /// A built heap profile: [`encode`](Self::encode) it, [`write`](Self::write)
@@ -121,15 +159,15 @@ pub struct HeapProfile {
 impl HeapProfile {
     /// The profile as gzipped pprof bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let _guard = Guard::enter();
-        self.data.encode()
+        hand_over(own_work(|| self.data.encode()), |bytes| bytes.to_vec())
     }
 
     /// Writes the profile to `path`, whole or not at all: under a temporary
     /// name in the same directory, then renamed, so readers never see half
     /// a profile.
     pub fn write(&self, path: impl AsRef<Path>) -> Result<(), Error> {
-        write_file(path.as_ref(), &self.encode())
+        let made = own_work(|| self.data.encode());
+        hand_over(made, |bytes| write_file(path.as_ref(), bytes))
     }
 
     /// The profile as a [`pprof::Profile`] value.
@@ -145,7 +183,9 @@ impl HeapProfile {
 
 /// Writes `bytes` to `path` whole or not at all (see
 /// [`pprof::write_atomically`]), with the reentrancy guard held: the
-/// write's own allocations are not sampled.
+/// write's own allocations are not sampled. They are counted on the
+/// caller's side, though: its buffers are freed before it returns, and an
+/// error it returns (naming the path) is the caller's to drop.
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let _guard = Guard::enter();
     pprof::write_atomically(path, |out| {

@@ -9,7 +9,7 @@ use std::sync::{Mutex, Once};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::builder::{self, Kind};
-use crate::core::guard::Guard;
+use crate::core::counters::{self, own_work, OwnWork};
 use crate::Error;
 
 /// The pattern used when a dump is asked for without one.
@@ -41,20 +41,27 @@ pub(crate) fn start(
 ) -> Result<(), Error> {
     check_pattern(pattern)?;
     if let Some(interval) = interval {
-        let pattern = pattern.to_owned();
-        std::thread::Builder::new()
-            .name("heapprof-dump".to_owned())
-            .spawn(move || {
-                // Nothing this thread allocates is profiled.
-                let _guard = Guard::enter();
-                while !EXITING.load(Ordering::Acquire) {
-                    std::thread::sleep(interval);
-                    report(write(&pattern, None, encoded(Kind::Heap), true));
-                }
-            })
-            .map_err(|e| Error::Config(format!("dump: cannot start its thread: {e}")))?;
+        // The thread, and the copy of the pattern it is handed, are
+        // heapprof's own, from their making to their end. (Its error is an
+        // OS error code, which holds no heap memory.)
+        own_work(|| {
+            let pattern = pattern.to_owned();
+            std::thread::Builder::new()
+                .name("heapprof-dump".to_owned())
+                .spawn(move || {
+                    counters::own_thread();
+                    while !EXITING.load(Ordering::Acquire) {
+                        std::thread::sleep(interval);
+                        report(write(&pattern, None, encoded(Kind::Heap), true));
+                    }
+                })
+                .map(drop)
+        })
+        .map_err(|e| Error::Config(format!("dump: cannot start its thread: {e}")))?;
     }
-    {
+    // The plan is freed by the exit handler, or replaced here: inside
+    // heapprof's work either way.
+    own_work(|| {
         let mut plan = AT_EXIT.lock().unwrap_or_else(|p| p.into_inner());
         let (heap, peak) = plan.as_ref().map_or((false, false), |p| (p.heap, p.peak));
         *plan = Some(AtExit {
@@ -62,14 +69,14 @@ pub(crate) fn start(
             heap: heap || heap_at_exit,
             peak: peak || peak_at_exit,
         });
-    }
+    });
     // Registered for interval dumps too: exit waits for one being written.
     REGISTER_AT_EXIT.call_once(|| crate::sys::at_exit(at_exit));
     Ok(())
 }
 
 extern "C" fn at_exit() {
-    let _guard = Guard::enter();
+    let _work = OwnWork::enter();
     EXITING.store(true, Ordering::Release);
     // Wait for an interval dump being written; later ones see EXITING.
     drop(WRITING.lock().unwrap_or_else(|p| p.into_inner()));
@@ -118,7 +125,7 @@ fn write(
 
 /// Makes a profile of `kind`, encoded, when called.
 fn encoded(kind: Kind) -> impl FnOnce() -> Result<Vec<u8>, Error> {
-    move || Ok(builder::profile(kind).build()?.encode())
+    move || builder::profile(kind).encoded()
 }
 
 /// A pattern is good if its directory exists.

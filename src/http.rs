@@ -1,6 +1,7 @@
 //! The debug endpoint, the `net/http/pprof` of heapprof (feature `http`):
-//! a small HTTP/1.1 server on its own threads, with the reentrancy guard
-//! held on all of them so nothing it allocates is profiled.
+//! a small HTTP/1.1 server on its own threads, heapprof's own work for
+//! their whole life (see [`counters::own_thread`]), so nothing they
+//! allocate is profiled or counted as the program's.
 //!
 //! Each connection gets a thread, read and write timeouts and a cap on the
 //! request's size, and at most [`MAX_CONNECTIONS`] are served at once (more
@@ -14,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::builder::{self, Kind};
+use crate::core::counters::{self, own_work};
 use crate::core::guard::Guard;
 use crate::core::table;
 use crate::pprof::Profile;
@@ -72,15 +74,20 @@ pub fn serve(addr: &str) -> Result<SocketAddr, Error> {
     };
     let listener = TcpListener::bind(&full).map_err(listen_error)?;
     let local = listener.local_addr().map_err(listen_error)?;
-    std::thread::Builder::new()
-        .name("heapprof-http".to_owned())
-        .spawn(move || {
-            let _guard = Guard::enter();
-            for stream in listener.incoming().flatten() {
-                accept(stream);
-            }
-        })
-        .map_err(listen_error)?;
+    // The listening thread is heapprof's own from its making to its end.
+    // (Its error is an OS error code, which holds no heap memory.)
+    own_work(|| {
+        std::thread::Builder::new()
+            .name("heapprof-http".to_owned())
+            .spawn(move || {
+                counters::own_thread();
+                for stream in listener.incoming().flatten() {
+                    accept(stream);
+                }
+            })
+            .map(drop)
+    })
+    .map_err(listen_error)?;
     Ok(local)
 }
 
@@ -95,7 +102,7 @@ fn accept(stream: TcpStream) {
     let spawned = std::thread::Builder::new()
         .name("heapprof-http-conn".to_owned())
         .spawn(move || {
-            let _guard = Guard::enter();
+            counters::own_thread();
             handle(stream);
             ACTIVE.fetch_sub(1, Ordering::AcqRel);
         });
@@ -250,8 +257,8 @@ fn route(target: &str) -> Response {
         },
         "/debug/pprof/heap" => profile_response(Flavour::Heap, "heap", param),
         "/debug/pprof/allocs" => profile_response(Flavour::Allocs, "allocs", param),
-        "/debug/pprof/peak" => match builder::profile(Kind::Peak).build() {
-            Ok(profile) => encoded(profile.into_data(), "peak", param("debug")),
+        "/debug/pprof/peak" => match builder::profile(Kind::Peak).data() {
+            Ok(profile) => encoded(profile, "peak", param("debug")),
             Err(e) => Response::text(404, format!("{e}\n")),
         },
         "/debug/pprof/symbol" => Response::text(200, "num_symbols: 1\n"),
@@ -401,6 +408,7 @@ fn mem_page() -> String {
         ("live_bytes", s.live_bytes),
         ("live_objects", s.live_objects),
         ("peak_live_bytes", s.peak_live_bytes),
+        ("profiler_bytes", s.profiler_bytes),
         ("allocated_bytes", s.allocated_bytes),
         ("allocations", s.allocations),
         ("freed_bytes", s.freed_bytes),

@@ -62,7 +62,9 @@
 //!   the sample in a mutex-protected table of interned stacks and buckets,
 //!   and remembers the block in a lock-free map.
 //! * A thread-local reentrancy guard lets the profiler's own allocations pass
-//!   straight to the inner allocator, unsampled.
+//!   straight to the inner allocator, unsampled; and its own work (samples,
+//!   profile writes, its threads) stays out of the program's counters and
+//!   peak, on whatever thread it runs.
 //! * Writing a profile copies the table under its lock and does all other
 //!   work (symbolization, encoding) outside it.
 //! * The frames of heapprof, the allocator shim and the standard library
@@ -161,13 +163,13 @@ pub fn set_sample_seed(seed: u64) {
 /// assert_eq!(profile.period_type.unwrap().r#type, "space");
 /// ```
 pub fn heap_profile() -> Result<Vec<u8>, Error> {
-    Ok(profile(Kind::Heap).build()?.encode())
+    profile(Kind::Heap).encoded()
 }
 
 /// The same data as [`heap_profile`], showing allocated space by default
 /// (Go's `allocs` profile).
 pub fn allocs_profile() -> Result<Vec<u8>, Error> {
-    Ok(profile(Kind::Allocs).build()?.encode())
+    profile(Kind::Allocs).encoded()
 }
 
 /// The current heap profile as a [`pprof::Profile`] value, for programs that
@@ -184,12 +186,12 @@ pub fn heap_profile_data() -> Result<pprof::Profile, Error> {
 /// # Ok::<(), heapprof::Error>(())
 /// ```
 pub fn write_heap_profile(path: impl AsRef<Path>) -> Result<(), Error> {
-    profile(Kind::Heap).build()?.write(path)
+    profile(Kind::Heap).write_to(path.as_ref())
 }
 
 /// Writes [`allocs_profile`] to `path`, like [`write_heap_profile`].
 pub fn write_allocs_profile(path: impl AsRef<Path>) -> Result<(), Error> {
-    profile(Kind::Allocs).build()?.write(path)
+    profile(Kind::Allocs).write_to(path.as_ref())
 }
 
 /// The in-use heap profile at the high-water mark of live bytes, as gzipped
@@ -217,10 +219,10 @@ pub fn write_allocs_profile(path: impl AsRef<Path>) -> Result<(), Error> {
 /// assert!(inuse >= 8 << 20); // the 8 MiB buffer, freed since, was live at the peak
 /// ```
 pub fn peak_profile() -> Result<Vec<u8>, Error> {
-    Ok(profile(Kind::Peak).build()?.encode())
+    profile(Kind::Peak).encoded()
 }
 
 /// Writes [`peak_profile`] to `path`, like [`write_heap_profile`].
 pub fn write_peak_profile(path: impl AsRef<Path>) -> Result<(), Error> {
-    profile(Kind::Peak).build()?.write(path)
+    profile(Kind::Peak).write_to(path.as_ref())
 }

@@ -101,20 +101,20 @@ macro_rules! metric {
     };
 }
 
-static CATALOG: [Metric; 13] = [
+static CATALOG: [Metric; 14] = [
     metric!(
         "/heap/live",
         "bytes",
         Gauge,
         Source::Stats(|s| s.live_bytes),
-        "Bytes allocated through the global allocator and not yet freed."
+        "Bytes the program allocated through the global allocator and has not freed."
     ),
     metric!(
         "/heap/live",
         "objects",
         Gauge,
         Source::Stats(|s| s.live_objects),
-        "Blocks allocated through the global allocator and not yet freed."
+        "Blocks the program allocated through the global allocator and has not freed."
     ),
     metric!(
         "/heap/peak",
@@ -192,6 +192,13 @@ static CATALOG: [Metric; 13] = [
         Counter,
         Source::Table(|(_, _, dropped)| dropped),
         "Samples dropped because the heap profile table was full."
+    ),
+    metric!(
+        "/profile/heap",
+        "bytes",
+        Gauge,
+        Source::Stats(|s| s.profiler_bytes),
+        "Heap bytes heapprof itself holds (its tables, caches and profile writes under way), not in /heap/live:bytes."
     ),
 ];
 

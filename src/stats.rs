@@ -4,17 +4,20 @@
 use crate::core::{counters, peak};
 
 /// The process's allocation counters, exact (not sampled), read by
-/// [`stats`]. Every allocation through the global allocator counts,
-/// heapprof's own included; sizes are the sizes asked for (the `Layout`),
-/// not what the inner allocator rounded them up to. A `realloc` counts as a
-/// free of the old block and an allocation of the new one.
+/// [`stats`]. Every allocation of the program through the global allocator
+/// counts; sizes are the sizes asked for (the `Layout`), not what the inner
+/// allocator rounded them up to. A `realloc` counts as a free of the old
+/// block and an allocation of the new one.
 ///
-/// Not counted: heapprof's own bookkeeping on the allocation path (its
-/// sample table; see the `/profile/...` metrics). Counted though it did not
-/// happen: an `alloc` or `realloc` that the inner allocator refused
-/// (returned null) on the fast path, which counts before the call to stay a
-/// tail call; Rust aborts on such failures unless the program uses
-/// `try_reserve`.
+/// Not counted, on whatever thread it runs: heapprof's own work (its sample
+/// table, building, symbolizing and encoding profiles, its dump and
+/// endpoint threads), which [`profiler_bytes`](Self::profiler_bytes)
+/// counts instead. A profile heapprof hands the program (the bytes of
+/// [`crate::heap_profile`], a [`crate::HeapProfile`]) is the program's
+/// from then on. Counted though it did not happen: an `alloc` or `realloc`
+/// that the inner allocator refused (returned null) on the fast path, which
+/// counts before the call to stay a tail call; Rust aborts on such failures
+/// unless the program uses `try_reserve`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -33,6 +36,9 @@ pub struct Stats {
     /// The highest `live_bytes` seen; exact to within 256 KiB per thread
     /// that was allocating at the peak.
     pub peak_live_bytes: u64,
+    /// Heap bytes heapprof itself holds, not in `live_bytes`: its sample
+    /// table and caches, and what profile writes under way hold.
+    pub profiler_bytes: u64,
     /// The process's resident set size from the OS (0 if unknown).
     pub resident_bytes: u64,
     /// The process's virtual memory size from the OS (0 if unknown).
@@ -68,6 +74,7 @@ pub fn stats() -> Stats {
         freed_bytes: totals.free_bytes,
         frees: totals.frees,
         peak_live_bytes: peak::peak_bytes().max(totals.live_bytes()),
+        profiler_bytes: counters::own_totals().live_bytes(),
         resident_bytes,
         virtual_bytes,
     }

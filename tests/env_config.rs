@@ -25,6 +25,17 @@ fn allocated_last() {
     std::mem::forget(vec![9u8; 4 << 20]);
 }
 
+/// How many files are in the directory that `dump=` in `HEAPPROF` names.
+fn dumps_on_disk() -> usize {
+    let spec = std::env::var("HEAPPROF").unwrap();
+    let pattern = spec
+        .split(',')
+        .find_map(|kv| kv.strip_prefix("dump="))
+        .unwrap();
+    let dir = Path::new(pattern).parent().unwrap();
+    std::fs::read_dir(dir).map_or(0, |d| d.count())
+}
+
 /// Grows its heap for two and a half seconds, and on a machine so busy
 /// that the first dump's symbolization took most of that, until three
 /// dumps are on disk (30 s at most); then leaves a last allocation for the
@@ -32,16 +43,9 @@ fn allocated_last() {
 #[test]
 #[ignore = "run with HEAPPROF set by interval_and_exit_dumps"]
 fn dumping_child() {
-    let spec = std::env::var("HEAPPROF").unwrap();
-    let pattern = spec
-        .split(',')
-        .find_map(|kv| kv.strip_prefix("dump="))
-        .unwrap();
-    let dir = Path::new(pattern).parent().unwrap();
-    let dumps = || std::fs::read_dir(dir).map_or(0, |d| d.count());
     let mut kept = Vec::new();
     let mut rounds = 0;
-    while rounds < 50 || (dumps() < 3 && rounds < 600) {
+    while rounds < 50 || (dumps_on_disk() < 3 && rounds < 600) {
         kept_blocks(&mut kept, 4);
         std::thread::sleep(Duration::from_millis(50));
         rounds += 1;
@@ -211,4 +215,38 @@ fn symbolize_offline_writes_addresses_only() {
     assert!(profile.mappings.iter().all(|m| !m.has_functions));
     assert!(!profile.mappings[0].build_id.is_empty());
     assert!(profile.samples.iter().any(|s| s.values[3] >= 4 << 20));
+}
+
+/// While another thread of the program allocates without pause, the dump
+/// thread writes interval profiles (the first parses this binary's debug
+/// info): none of its memory is the program's, so neither the peak nor the
+/// live bytes may move from those of the program's steady heap.
+#[test]
+#[ignore = "run with HEAPPROF set by interval_dumps_leave_the_peak_alone"]
+fn dump_thread_child() {
+    let held = common::steady_heap();
+    let before = heapprof::stats();
+    let start = std::time::Instant::now();
+    common::while_churning(|| {
+        while dumps_on_disk() < 3 {
+            assert!(start.elapsed() < Duration::from_secs(120), "no dumps");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let after = heapprof::stats();
+    let peak = Profile::decode(&heapprof::peak_profile().unwrap()).unwrap();
+    let recorded = common::peak_comment(&peak.comments).expect("a peak comment");
+    common::assert_only_the_program_counts(before, after, recorded);
+    drop(held);
+}
+
+#[test]
+fn interval_dumps_leave_the_peak_alone() {
+    let dir = common::scratch_dir("env-own-work");
+    let spec = format!(
+        "peak=1,interval=100ms,dump={}/heap-%p-%t.pb.gz",
+        dir.display()
+    );
+    let out = common::run_child_test_ok("dump_thread_child", &[("HEAPPROF", &spec)]);
+    eprint!("{}", String::from_utf8_lossy(&out.stdout));
 }

@@ -327,3 +327,123 @@ fn heapprof_http_starts_the_endpoint_without_code() {
     assert!(common::site_totals(&profile, "held_by_http_test", None)[0] > 0);
     assert!(child.wait().unwrap().success());
 }
+
+/// While another thread of the program allocates without pause, the
+/// endpoint's threads write every kind of profile, three times over: they
+/// allocate tens of MiB doing it (the first parses this binary's debug
+/// info), none of it the program's, so neither the peak nor the live bytes
+/// may move from those of the program's steady heap.
+#[test]
+#[ignore = "run in a child process by the_endpoints_writes_leave_the_peak_alone"]
+fn endpoint_writes_child() {
+    let dir = common::scratch_dir("http-own-work");
+    heapprof::Config::new()
+        .peak(true)
+        .dump(format!("{}/peak-%p.pb.gz", dir.display()))
+        .start()
+        .unwrap();
+    let held = common::steady_heap();
+    let addr = heapprof::serve("127.0.0.1:0").expect("serve");
+    let before = heapprof::stats();
+    common::while_churning(|| {
+        for _ in 0..3 {
+            for path in [
+                "/debug/pprof/heap",
+                "/debug/pprof/allocs?debug=1",
+                "/debug/pprof/peak",
+                "/debug/mem",
+                "/metrics",
+            ] {
+                assert_eq!(get(addr, path).status, 200, "{path}");
+            }
+        }
+    });
+    let after = heapprof::stats();
+    let peak = get(addr, "/debug/pprof/peak?debug=1").text();
+    let recorded = common::peak_comment(peak.lines()).expect("a peak comment");
+    common::assert_only_the_program_counts(before, after, recorded);
+    drop(held);
+}
+
+#[test]
+fn the_endpoints_writes_leave_the_peak_alone() {
+    let out = common::run_child_test_ok("endpoint_writes_child", &[]);
+    eprint!("{}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// heapprof's work leaves the program's counts exactly as they were: the
+/// endpoint's threads come and go without a byte left behind, and a
+/// profile handed to the program counts as one allocation of its size,
+/// freed when the program drops it.
+#[test]
+#[ignore = "run in a child process by heapprofs_work_leaves_the_counts_exact"]
+fn exact_counts_child() {
+    let rate: usize = std::env::var("HEAPPROF_TEST_RATE")
+        .unwrap()
+        .parse()
+        .unwrap();
+    heapprof::set_sample_rate(rate);
+    let held = common::steady_heap();
+    let addr = heapprof::serve("127.0.0.1:0").expect("serve");
+    let get_all = || {
+        for path in [
+            "/debug/pprof/heap",
+            "/debug/pprof/allocs?debug=1",
+            "/debug/mem",
+            "/metrics",
+        ] {
+            assert_eq!(get(addr, path).status, 200, "{path}");
+        }
+    };
+    // Once first: the program's side of a connection sets up once.
+    get_all();
+    drop(heapprof::heap_profile().unwrap());
+    let counts = |s: heapprof::Stats| [s.live_bytes, s.live_objects, s.allocations];
+    let before = heapprof::stats();
+    for _ in 0..5 {
+        get_all();
+    }
+    let served = heapprof::stats();
+    let bytes = heapprof::heap_profile().unwrap();
+    let holding = heapprof::stats();
+    let size = bytes.len() as u64;
+    let data = heapprof::profile(heapprof::Kind::Heap)
+        .comment("x".repeat(1000))
+        .build()
+        .unwrap();
+    drop(bytes);
+    drop(data);
+    let after = heapprof::stats();
+    println!(
+        "rate {rate}: [live bytes, live blocks, allocations] {:?} before, {:?} after 20 requests, {:?} holding a {size}-byte profile, {:?} after",
+        counts(before),
+        counts(served),
+        counts(holding),
+        counts(after)
+    );
+    let live = |s: heapprof::Stats| (s.live_bytes, s.live_objects);
+    assert_eq!(live(served), live(before), "serving moved the live counts");
+    assert_eq!(
+        counts(holding),
+        [
+            served.live_bytes + size,
+            served.live_objects + 1,
+            served.allocations + 1
+        ],
+        "the profile handed over is one allocation of its size"
+    );
+    assert_eq!(
+        live(after),
+        live(before),
+        "handing profiles over moved them"
+    );
+    drop(held);
+}
+
+#[test]
+fn heapprofs_work_leaves_the_counts_exact() {
+    for rate in ["524288", "1"] {
+        let out = common::run_child_test_ok("exact_counts_child", &[("HEAPPROF_TEST_RATE", rate)]);
+        eprint!("{}", String::from_utf8_lossy(&out.stdout));
+    }
+}

@@ -78,9 +78,9 @@ pub fn run(args: &DemoArgs, out: &mut impl Write) -> Result<()> {
 }
 
 /// Writes the profile twice and says what the first write cost (time,
-/// resident memory at its peak and after, heap kept: mostly in-process
-/// symbolization, unless `HEAPPROF=symbolize=offline`) and what a later
-/// write costs.
+/// resident memory at its peak and after, heap heapprof kept: mostly
+/// in-process symbolization, unless `HEAPPROF=symbolize=offline`) and what
+/// a later write costs.
 fn symbolization_cost(path: &std::path::Path) -> Result<String> {
     const MIB: f64 = (1u64 << 20) as f64;
     let before = heapprof::stats();
@@ -99,7 +99,7 @@ fn symbolization_cost(path: &std::path::Path) -> Result<String> {
         first.as_secs_f64() * 1e3,
         mib(peak_after, peak_before),
         mib(after.resident_bytes, before.resident_bytes),
-        mib(after.live_bytes, before.live_bytes),
+        mib(after.profiler_bytes, before.profiler_bytes),
         second.as_secs_f64() * 1e3,
     ))
 }

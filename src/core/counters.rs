@@ -18,6 +18,28 @@
 //! the registry, always under the reentrancy guard, so a signal handler's
 //! allocation on the same thread skips registration rather than wait for it;
 //! what the registry allocates is the profiler's own and is not counted.
+//!
+//! The totals are the program's memory only. heapprof's own work (recording
+//! a sample, checking the peak, registering, building and writing a
+//! profile, on whatever thread, and the whole life of heapprof's own
+//! threads) runs as [`OwnWork`]. The hot path counts it into the thread's
+//! counters as it counts anything, but while it lasts readers take the
+//! thread's counts from before it, and when it ends the counters are put
+//! back to those and what it did is added to [`own_totals`] instead. So
+//! nothing of it reaches the totals or the peak, whichever thread reads,
+//! while heapprof's own memory is still known. The start and the end of
+//! the work, and every read of the thread's counts by another, hold a lock
+//! of that thread's own (see [`thread::Work`]): the hot path never takes
+//! it, and threads recording samples never wait for one another.
+//!
+//! That split stays exact only if no memory crosses it: a block allocated
+//! on one side and freed on the other would leave a count behind on both.
+//! So what heapprof's work hands the program (a profile) is a copy made
+//! outside the work, the original freed inside it; what the program hands
+//! it (a comment, a file name pattern) is copied in, not moved; and
+//! heapprof's threads are started inside its work and are its own from
+//! their first line to their end, so that what their spawner allocated for
+//! them is freed where it was counted.
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -42,6 +64,24 @@ impl Totals {
     pub(crate) fn live_bytes(&self) -> u64 {
         self.alloc_bytes.saturating_sub(self.free_bytes)
     }
+
+    fn add(self, t: Totals) -> Totals {
+        Totals {
+            allocs: self.allocs.wrapping_add(t.allocs),
+            alloc_bytes: self.alloc_bytes.wrapping_add(t.alloc_bytes),
+            frees: self.frees.wrapping_add(t.frees),
+            free_bytes: self.free_bytes.wrapping_add(t.free_bytes),
+        }
+    }
+
+    fn since(self, earlier: Totals) -> Totals {
+        Totals {
+            allocs: self.allocs.wrapping_sub(earlier.allocs),
+            alloc_bytes: self.alloc_bytes.wrapping_sub(earlier.alloc_bytes),
+            frees: self.frees.wrapping_sub(earlier.frees),
+            free_bytes: self.free_bytes.wrapping_sub(earlier.free_bytes),
+        }
+    }
 }
 
 impl Counts {
@@ -52,6 +92,13 @@ impl Counts {
             frees: self.frees.load(Relaxed),
             free_bytes: self.free_bytes.load(Relaxed),
         }
+    }
+
+    fn set(&self, t: Totals) {
+        self.allocs.store(t.allocs, Relaxed);
+        self.alloc_bytes.store(t.alloc_bytes, Relaxed);
+        self.frees.store(t.frees, Relaxed);
+        self.free_bytes.store(t.free_bytes, Relaxed);
     }
 
     fn add_shared(&self, t: Totals) {
@@ -112,22 +159,90 @@ fn registered(local: &Local) -> bool {
     std::ptr::eq(local.filter.get(), blocks::filter())
 }
 
-/// Runs `f` (heapprof's own work on the allocation path: recording a sample,
-/// registering, checking the peak) without counting what it allocates and
-/// frees, so the counters and [`crate::measure`] show only the program's
-/// own allocations. The memory it keeps (the sample table) is reported by
-/// the `/profile/...` metrics instead.
-#[inline]
-pub(crate) fn uncounted<R>(f: impl FnOnce() -> R) -> R {
-    with(|c| {
-        let before = c.read();
-        let result = f();
-        c.allocs.store(before.allocs, Relaxed);
-        c.alloc_bytes.store(before.alloc_bytes, Relaxed);
-        c.frees.store(before.frees, Relaxed);
-        c.free_bytes.store(before.free_bytes, Relaxed);
-        result
-    })
+/// heapprof's own work on this thread, from [`OwnWork::enter`] until
+/// dropped: nothing it allocates or frees reaches the program's totals (see
+/// the module's documentation). Holds the reentrancy guard, so nothing in it
+/// is sampled either. Nests: only the outermost one changes anything.
+#[must_use = "the work ends when this is dropped"]
+pub(crate) struct OwnWork {
+    outermost: bool,
+    _guard: Guard,
+}
+
+impl OwnWork {
+    /// Begins heapprof's own work on this thread. Takes the thread's work
+    /// lock for a moment; on the allocation path only outside the profiler
+    /// (where a signal handler's allocation cannot have interrupted this
+    /// thread holding it).
+    pub(crate) fn enter() -> OwnWork {
+        Self::begin(false)
+    }
+
+    /// [`enter`](Self::enter); with `whole_thread`, everything the thread
+    /// counted before is heapprof's too.
+    fn begin(whole_thread: bool) -> OwnWork {
+        let guard = Guard::enter();
+        let outermost = thread::with(|local| {
+            if local.work.active.load(Relaxed) {
+                return false;
+            }
+            let _held = lock_work(&local.work);
+            let before = if whole_thread {
+                Totals::default()
+            } else {
+                local.counts.read()
+            };
+            local.work.before.set(before);
+            local.work.active.store(true, Relaxed);
+            true
+        });
+        OwnWork {
+            outermost,
+            _guard: guard,
+        }
+    }
+}
+
+impl Drop for OwnWork {
+    fn drop(&mut self) {
+        if !self.outermost {
+            return;
+        }
+        thread::with(|local| {
+            let _held = lock_work(&local.work);
+            let before = local.work.before.read();
+            let work = local.counts.read().since(before);
+            if work != Totals::default() {
+                OWN.add_shared(work);
+            }
+            local.counts.set(before);
+            local.work.active.store(false, Relaxed);
+        });
+    }
+}
+
+/// Locks a thread's work state (see [`thread::Work`]): a lock that is
+/// only ever held for a few loads and stores, and never while taking
+/// another.
+fn lock_work(work: &thread::Work) -> MutexGuard<'_, ()> {
+    work.lock.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs `f` as heapprof's own work (see [`OwnWork`]).
+pub(crate) fn own_work<R>(f: impl FnOnce() -> R) -> R {
+    let _work = OwnWork::enter();
+    f()
+}
+
+/// Makes this thread's whole life heapprof's own work: for its own threads
+/// (the dump thread, the endpoint's), called first thing. Their start is
+/// part of it: there std frees what the spawner allocated for them (the
+/// closure), which was counted inside the spawner's own work, and makes
+/// the thread's own state. Registers the thread, so that its work is
+/// summed in [`own_totals`] until it exits.
+pub(crate) fn own_thread() {
+    std::mem::forget(OwnWork::begin(true));
+    thread::with(register);
 }
 
 /// This thread's own counts so far.
@@ -135,13 +250,71 @@ pub(crate) fn this_thread() -> Totals {
     with(|c| c.read())
 }
 
-/// A registered thread's counters. The pointer stays valid until the thread's
+/// A registered thread's state. The pointer stays valid until the thread's
 /// key destructor removes it from the registry, under the registry lock.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct ThreadPtr(*const Counts);
-// SAFETY: the pointee is atomics, read from other threads only under the
-// registry lock while its thread is alive (see `ThreadPtr`).
+struct ThreadPtr(*const Local);
+// SAFETY: other threads touch only the pointee's counts and work state
+// (atomics and a lock; see `ThreadPtr::state`), only under the registry lock
+// while its thread is alive (see `ThreadPtr`).
 unsafe impl Send for ThreadPtr {}
+
+impl ThreadPtr {
+    /// The thread's counts, split into the program's part and that of the
+    /// own work it is doing.
+    ///
+    /// # Safety
+    ///
+    /// The thread must be alive: registered, read under the registry lock,
+    /// or the calling thread.
+    unsafe fn read(self) -> (Totals, Totals) {
+        // SAFETY: the caller's promise that the thread is alive.
+        let (counts, work) = unsafe { self.state() };
+        let _held = lock_work(work);
+        split(counts, work)
+    }
+
+    /// [`read`](Self::read) for a thread that was not copied into this
+    /// forked child. It may have died holding its work lock, between two of
+    /// the stores it makes under it; but it made them in an order (`before`
+    /// then `active`; the restored `counts` then `!active`) that shows the
+    /// program's part whole in the fork's copy either way, since on x86-64
+    /// stores reach memory in the order they are made.
+    ///
+    /// # Safety
+    ///
+    /// The thread's memory must have been copied into this child (it was
+    /// registered in the parent when the registry lock was taken for the
+    /// fork).
+    unsafe fn read_in_child(self) -> (Totals, Totals) {
+        // SAFETY: the caller's promise: the memory is the parent's copy,
+        // which nothing in the child writes.
+        let (counts, work) = unsafe { self.state() };
+        split(counts, work)
+    }
+
+    /// # Safety
+    ///
+    /// The pointee must be alive (see the callers).
+    unsafe fn state<'a>(self) -> (&'a Counts, &'a thread::Work) {
+        // SAFETY: the caller's promise that the state is alive. Only its
+        // counts and work state are borrowed (atomics and a lock), never the
+        // whole `Local`, whose `Cell`s belong to its thread alone.
+        unsafe { (&(*self.0).counts, &(*self.0).work) }
+    }
+}
+
+/// A thread's counts, split into the program's part and that of the own
+/// work under way (see [`ThreadPtr::read`]).
+fn split(counts: &Counts, work: &thread::Work) -> (Totals, Totals) {
+    let now = counts.read();
+    if work.active.load(Relaxed) {
+        let before = work.before.read();
+        (before, now.since(before))
+    } else {
+        (now, Totals::default())
+    }
+}
 
 pub(crate) struct Registry {
     threads: Vec<ThreadPtr>,
@@ -153,11 +326,14 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
 /// Counts of threads that have exited (or, in a forked child, that were not
 /// copied into it).
 static EXITED: Counts = Counts::new();
+/// Counts of heapprof's own work that has ended, on any thread.
+static OWN: Counts = Counts::new();
 static EXIT_KEY: OnceLock<Option<ThreadExitKey>> = OnceLock::new();
 
 /// Locks the registry. Whoever holds it must hold the guard too: a signal
-/// handler's allocation on the same thread then skips registration instead
-/// of waiting for this lock.
+/// handler's allocation on the same thread then skips registration and its
+/// sample point instead of waiting for this lock. Nothing that holds it
+/// begins or ends [`OwnWork`].
 pub(crate) fn lock() -> MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -170,39 +346,46 @@ pub(crate) fn register_this_thread() {
     if thread::with(registered) || guard::is_active() {
         return;
     }
-    let _guard = Guard::enter();
-    uncounted(|| {
-        thread::with(|local| {
-            if registered(local) {
-                return;
-            }
-            let ptr = ThreadPtr(&local.counts);
-            {
-                let mut registry = lock();
-                if registry.threads.try_reserve(1).is_err() {
-                    return; // counted on this thread; registered at a later try
-                }
-                registry.threads.push(ptr);
-            }
-            local.filter.set(blocks::filter());
-            // A non-null value makes glibc call the destructor at thread
-            // exit, after Rust's thread-local destructors.
-            if let Some(key) = EXIT_KEY.get_or_init(|| ThreadExitKey::new(on_thread_exit)) {
-                key.set(ptr.0.cast());
-            }
-        })
-    });
+    let _work = OwnWork::enter();
+    thread::with(register);
 }
 
-/// Key destructor: folds the exiting thread's counts into [`EXITED`].
-extern "C" fn on_thread_exit(counts: *mut c_void) {
+/// Registers the current thread, inside heapprof's own work (whose guard
+/// makes a signal handler's allocation skip registration rather than wait
+/// for the lock).
+fn register(local: &Local) {
+    if registered(local) {
+        return;
+    }
+    let ptr = ThreadPtr(local);
+    {
+        let mut registry = lock();
+        if registry.threads.try_reserve(1).is_err() {
+            return; // counted on this thread; registered at a later try
+        }
+        registry.threads.push(ptr);
+    }
+    local.filter.set(blocks::filter());
+    // A non-null value makes glibc call the destructor at thread exit,
+    // after Rust's thread-local destructors.
+    if let Some(key) = EXIT_KEY.get_or_init(|| ThreadExitKey::new(on_thread_exit)) {
+        key.set(ptr.0.cast());
+    }
+}
+
+/// Key destructor: folds the exiting thread's counts into [`EXITED`], and
+/// those of the own work it was doing (all of a heapprof thread's) into
+/// [`OWN`].
+extern "C" fn on_thread_exit(local: *mut c_void) {
     let _guard = Guard::enter();
-    let ptr = ThreadPtr(counts.cast_const().cast());
+    let ptr = ThreadPtr(local.cast_const().cast());
     let mut registry = lock();
     if let Some(i) = registry.threads.iter().position(|&p| p == ptr) {
         registry.threads.swap_remove(i);
-        // SAFETY: the pointer is this thread's own counters, still alive.
-        EXITED.add_shared(unsafe { &*ptr.0 }.read());
+        // SAFETY: the pointer is this thread's own state, still alive.
+        let (program, own) = unsafe { ptr.read() };
+        EXITED.add_shared(program);
+        OWN.add_shared(own);
     }
     drop(registry);
     // Should this thread allocate again (a later destructor), it registers
@@ -210,42 +393,50 @@ extern "C" fn on_thread_exit(counts: *mut c_void) {
     thread::with(|local| local.filter.set(&blocks::UNREGISTERED));
 }
 
-/// The process's counts: every thread's, summed. Each counter is exact at
-/// some moment during the read; with other threads allocating, the four
-/// need not be from the same moment.
+/// The program's counts: every thread's, summed, without heapprof's own
+/// work. Each counter is exact at some moment during the read; with other
+/// threads allocating, the four need not be from the same moment.
 pub(crate) fn totals() -> Totals {
     let _guard = Guard::enter();
-    let registry = lock();
-    registry.totals()
+    lock().sums().0
+}
+
+/// The counts of heapprof's own work, ended and under way, on every thread
+/// (exact at some moment during the read, like [`totals`]).
+pub(crate) fn own_totals() -> Totals {
+    let _guard = Guard::enter();
+    lock().sums().1
 }
 
 impl Registry {
-    pub(crate) fn totals(&self) -> Totals {
-        let mut sum = EXITED.read();
-        for &ThreadPtr(counts) in &self.threads {
+    /// (the program's counts, those of heapprof's own work).
+    fn sums(&self) -> (Totals, Totals) {
+        let mut program = EXITED.read();
+        let mut own = OWN.read();
+        for &thread in &self.threads {
             // SAFETY: registered threads are alive while the lock is held.
-            let t = unsafe { &*counts }.read();
-            sum.allocs += t.allocs;
-            sum.alloc_bytes += t.alloc_bytes;
-            sum.frees += t.frees;
-            sum.free_bytes += t.free_bytes;
+            let (p, o) = unsafe { thread.read() };
+            program = program.add(p);
+            own = own.add(o);
         }
-        sum
+        (program, own)
     }
 
     /// In a forked child, only the forking thread exists: fold the others
     /// away (their memory may be reused by the child's new threads).
     pub(crate) fn keep_only_this_thread(&mut self) {
-        let own = with(|c| ThreadPtr(c));
+        let this = thread::with(|local| ThreadPtr(local));
         let mut i = 0;
         while i < self.threads.len() {
             let p = self.threads[i];
-            if p == own {
+            if p == this {
                 i += 1;
             } else {
-                // SAFETY: the copied memory of a thread that does not exist
-                // in the child; nothing writes it, reading it is sound.
-                EXITED.add_shared(unsafe { &*p.0 }.read());
+                // SAFETY: a thread registered when the fork took the
+                // registry lock: its memory was copied into the child.
+                let (program, own) = unsafe { p.read_in_child() };
+                EXITED.add_shared(program);
+                OWN.add_shared(own);
                 self.threads.swap_remove(i);
             }
         }

@@ -11,7 +11,8 @@
 //! it was given (so the closure need capture no more than the caller cannot
 //! pass: an allocator, an alignment), and returns what that returned.
 
-use crate::core::guard::Guard;
+use crate::core::counters::OwnWork;
+use crate::core::guard::{self, Guard};
 use crate::core::{blocks, counters, peak, sampler, table, thread};
 use crate::unwind;
 
@@ -140,21 +141,27 @@ fn sample_or_uncount(ptr: *mut u8, size: usize) {
 }
 
 /// An allocation reached the end of the countdown: record it if it is
-/// sampled, and check the peak of live bytes if it is time to.
+/// sampled, and check the peak of live bytes if it is time to. Both are
+/// heapprof's own work, which the peak must not see: its checkpoint sums
+/// the program's counts only, this thread's from before the sample.
 #[cold]
 #[inline(never)]
 fn sample_point(ptr: *mut u8, size: usize) {
-    counters::uncounted(|| {
-        // A thread's first allocation comes here: the countdown starts at 0.
-        counters::register_this_thread();
-        let expired = sampler::on_countdown_expired(size);
-        if let Some(rate) = expired.sample {
-            sampled_alloc(ptr, size, rate);
-        }
-        if expired.checkpoint {
-            peak::checkpoint();
-        }
-    });
+    // A thread's first allocation comes here: the countdown starts at 0.
+    counters::register_this_thread();
+    let expired = sampler::on_countdown_expired(size);
+    // heapprof's own allocations (under the guard) are never sampled and
+    // check no peak: a peak of them would not be the program's.
+    if guard::is_active() || (expired.sample.is_none() && !expired.checkpoint) {
+        return;
+    }
+    let _work = OwnWork::enter();
+    if let Some(rate) = expired.sample {
+        sampled_alloc(ptr, size, rate);
+    }
+    if expired.checkpoint {
+        peak::checkpoint();
+    }
 }
 
 /// Records the allocation of `size` bytes at `ptr`, sampled at `rate`:

@@ -10,15 +10,18 @@
 //! The copy takes the table's lock as long as a profile write does, and
 //! happens O(log peak) times in a run.
 //!
-//! A checkpoint runs on the allocation path: it must never panic, and does
-//! its locking and allocating under the reentrancy guard; it never waits for
-//! the recorded peak's lock (another thread recording makes it skip).
+//! A checkpoint runs on the allocation path, as heapprof's own work (see
+//! [`counters::OwnWork`]): what it allocates is not the program's, and the
+//! live bytes it sums are the program's only, whichever threads are writing
+//! profiles meanwhile. It must never panic, and does its locking and
+//! allocating under the reentrancy guard; it never waits for the recorded
+//! peak's lock (another thread recording makes it skip).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use super::guard::{self, Guard};
+use super::guard::Guard;
 use super::{counters, table};
 
 /// No peak profile is recorded below this many live bytes.
@@ -44,14 +47,11 @@ pub(crate) struct Recorded {
     pub time: SystemTime,
 }
 
-/// Called on the allocator's cold path after an allocation.
+/// Called on the allocator's cold path after an allocation of the
+/// program's, inside the sample point's own work (which holds the guard).
 #[cold]
 #[inline(never)]
 pub(crate) fn checkpoint() {
-    if guard::is_active() {
-        return;
-    }
-    let _guard = Guard::enter();
     let live = counters::totals().live_bytes();
     PEAK_BYTES.fetch_max(live, Relaxed);
     if TRACKING.load(Relaxed) && live >= next_record_at() {

@@ -1,9 +1,9 @@
 //! The per-thread state of the allocation path, in one const-initialized
 //! thread-local with no destructor: the sampling countdown, the exact
-//! counters, the thread's filter of sampled addresses and the reentrancy
-//! flag. Every access is an offset from one thread-pointer base, never
-//! allocates and works during thread teardown (glibc's key destructors run
-//! after Rust's).
+//! counters, the thread's filter of sampled addresses, the reentrancy flag
+//! and the mark of heapprof's own work. Every access is an offset from one
+//! thread-pointer base, never allocates and works during thread teardown
+//! (glibc's key destructors run after Rust's).
 //!
 //! This module owns the state's shape only. What the fields mean and how
 //! they change belongs to [`super::sampler`], [`super::counters`] and
@@ -11,7 +11,8 @@
 //! never hold a reference to them across a call that may allocate.
 
 use std::cell::Cell;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Mutex;
 
 use super::blocks::{Filter, UNREGISTERED};
 
@@ -25,6 +26,20 @@ pub(super) struct Local {
     pub filter: Cell<&'static Filter>,
     /// Whether the thread is inside the profiler (see [`super::guard`]).
     pub in_profiler: Cell<bool>,
+    /// heapprof's own work on this thread (see [`super::counters::OwnWork`]).
+    pub work: Work,
+}
+
+/// Whether the thread is doing heapprof's own work, and its counts from
+/// before it. The thread changes both, and restores `counts` when its work
+/// ends, holding `lock`; other threads read them, and `counts`, holding it
+/// too. A lock of the thread's own, so that threads that are recording
+/// samples never wait for one another.
+pub(super) struct Work {
+    pub lock: Mutex<()>,
+    pub active: AtomicBool,
+    /// `counts` when the work began: the program's part of them.
+    pub before: Counts,
 }
 
 /// The state of the thread's Poisson countdown (see [`super::sampler`]).
@@ -45,9 +60,10 @@ pub(super) struct ThreadSampler {
     pub rate: Cell<u64>,
 }
 
-/// Cumulative counts of one thread (or, in [`super::counters`], of all
-/// exited threads). Only the owning thread writes a thread's counts; other
-/// threads read them under the counter registry's lock.
+/// Cumulative counts of one thread (or, in [`super::counters`], sums: of
+/// the exited threads, of heapprof's own work). Only the owning thread
+/// writes a thread's counts; other threads read them under the counter
+/// registry's lock and the thread's work lock.
 pub(super) struct Counts {
     pub allocs: AtomicU64,
     pub alloc_bytes: AtomicU64,
@@ -81,9 +97,17 @@ thread_local! {
             counts: Counts::new(),
             filter: Cell::new(&UNREGISTERED),
             in_profiler: Cell::new(false),
+            work: Work {
+                lock: Mutex::new(()),
+                active: AtomicBool::new(false),
+                before: Counts::new(),
+            },
         }
     };
 }
+
+// The state must have no destructor (see the module's documentation).
+const _: () = assert!(!std::mem::needs_drop::<Local>());
 
 /// Runs `f` on this thread's state.
 #[inline(always)]

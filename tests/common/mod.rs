@@ -183,3 +183,71 @@ pub fn heapprof_lines(out: &Output) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// The program's steady heap in the tests of heapprof's own work: 2 MiB in
+/// 32 blocks.
+#[inline(never)]
+pub fn steady_heap() -> Vec<Vec<u8>> {
+    (0..32).map(|i| vec![i as u8; 64 << 10]).collect()
+}
+
+/// Runs `f` while another thread of the program allocates and frees 64 KiB
+/// blocks, so that its checkpoints of the peak (at least one every 256 KiB
+/// it allocates, each summing every thread's counters) land while `f`
+/// waits on heapprof's threads. The thread never holds more than one block.
+pub fn while_churning<R>(f: impl FnOnce() -> R) -> R {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let churn = scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                for _ in 0..16 {
+                    drop(std::hint::black_box(Vec::<u8>::with_capacity(64 << 10)));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        });
+        let result = f();
+        stop.store(true, Ordering::Relaxed);
+        churn.join().expect("churn thread");
+        result
+    })
+}
+
+/// The live bytes a peak profile says it was taken at (its heapprof
+/// comment, in the pprof or the `?debug=1` text form).
+pub fn peak_comment(comments: impl IntoIterator<Item = impl AsRef<str>>) -> Option<u64> {
+    comments.into_iter().find_map(|c| {
+        c.as_ref()
+            .trim_start_matches("# ")
+            .strip_prefix("heapprof: in-use profile at the peak of live heap: ")?
+            .split(' ')
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+/// Asserts that heapprof's work between `before` and `after` (its threads
+/// writing profiles while the program held a steady heap) moved neither the
+/// peak (`stats()` and the peak profile's, `recorded`) nor the live bytes:
+/// the program's true peak is its steady heap plus a churned block and the
+/// client's buffers, well within 1 MiB of what was live before.
+pub fn assert_only_the_program_counts(
+    before: heapprof::Stats,
+    after: heapprof::Stats,
+    recorded: u64,
+) {
+    let figures = format!(
+        "live bytes {} before, {} after; peak {} before, {} after; peak profile at {recorded}",
+        before.live_bytes, after.live_bytes, before.peak_live_bytes, after.peak_live_bytes
+    );
+    println!("{figures}");
+    let bound = before.peak_live_bytes.max(before.live_bytes) + (1 << 20);
+    assert!(after.peak_live_bytes <= bound, "the peak moved: {figures}");
+    assert!(recorded <= bound, "the peak profile moved: {figures}");
+    assert!(
+        after.live_bytes.abs_diff(before.live_bytes) <= 64 << 10,
+        "the live bytes moved: {figures}"
+    );
+}
