@@ -14,8 +14,8 @@ pub fn run(args: &DiffArgs, out: &mut impl Write) -> Result<()> {
     if load::is_stdin(&args.base) && load::is_stdin(&args.new) {
         anyhow::bail!("BASE and NEW cannot both be - (stdin holds one profile)");
     }
-    let base = load::profile(&args.base)?;
-    let new = load::profile(&args.new)?;
+    let base = load::profile_for_report(&args.base)?;
+    let new = load::profile_for_report(&args.new)?;
     let flags = args.selection.flags();
     let mut selection = Selection {
         sample_index: flags.sample_index.map(str::to_owned),

@@ -9,7 +9,7 @@ use crate::{load, output};
 
 /// Runs `heapprof flamegraph`.
 pub fn run(args: &FlamegraphArgs) -> Result<()> {
-    let profile = load::profile(&args.profile)?;
+    let profile = load::profile_for_report(&args.profile)?;
     let options = flamegraph::Options {
         selection: load::selection(&args.profile, profile, args.selection.flags())?,
         title: args.title.clone(),

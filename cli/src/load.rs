@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use heapprof_pprof::Profile;
-use heapprof_report::{Error, Filters, Selection};
+use heapprof_report::{symbolize, Error, Filters, Selection};
 use regex::Regex;
 
 /// The profile argument that stands for standard input.
@@ -43,6 +43,43 @@ pub fn profile(path: &Path) -> Result<&'static Profile> {
     .with_context(|| name(path))?;
     let profile = Profile::decode(&bytes).with_context(|| name(path))?;
     Ok(Box::leak(Box::new(profile)))
+}
+
+/// [`profile`], for a report: a profile of addresses only (written with
+/// `symbolize=offline`) is symbolized from the binaries at its mappings'
+/// paths that have the same build ids, as `go tool pprof` symbolizes from
+/// local binaries, saying so in one line on stderr; without such binaries,
+/// one line says how to symbolize it.
+pub fn profile_for_report(path: &Path) -> Result<&'static Profile> {
+    let profile = profile(path)?;
+    let addresses_only =
+        !profile.locations.is_empty() && profile.locations.iter().all(|l| l.lines.is_empty());
+    if !addresses_only {
+        return Ok(profile);
+    }
+    let options = symbolize::Options {
+        same_build_id_only: true,
+        ..symbolize::Options::default()
+    };
+    match symbolize::symbolize(&options, profile) {
+        Ok(symbolized) if symbolized.resolved > 0 => {
+            eprintln!(
+                "heapprof: {}: symbolized {} of {} locations from the binaries on this machine with the profile's build ids",
+                name(path),
+                symbolized.resolved,
+                symbolized.resolved + symbolized.unresolved
+            );
+            Ok(Box::leak(Box::new(symbolized.profile)))
+        }
+        _ => {
+            eprintln!(
+                "heapprof: {}: addresses only, and no binary with its build ids here; name it with `heapprof symbolize {} --binary PATH`",
+                name(path),
+                name(path)
+            );
+            Ok(profile)
+        }
+    }
 }
 
 fn read_stdin() -> Result<Vec<u8>> {

@@ -19,6 +19,7 @@ pub fn run(args: &SymbolizeArgs, out: &mut impl Write) -> Result<()> {
     let options = symbolize::Options {
         binaries: args.binary.clone(),
         debug_dirs: args.debug_dir.clone(),
+        same_build_id_only: false,
     };
     let symbolized = symbolize::symbolize(&options, profile)?;
     let path = args

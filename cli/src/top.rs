@@ -10,7 +10,7 @@ use crate::load;
 
 /// Runs `heapprof top`.
 pub fn run(args: &TopArgs, out: &mut impl Write) -> Result<()> {
-    let profile = load::profile(&args.profile)?;
+    let profile = load::profile_for_report(&args.profile)?;
     let options = top::Options {
         selection: load::selection(&args.profile, profile, args.selection.flags())?,
         graph: graph::Options {

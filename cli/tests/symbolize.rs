@@ -291,3 +291,53 @@ fn bad_arguments_are_one_line_errors() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn reports_symbolize_address_only_profiles_from_binaries_with_their_build_ids() {
+    let dir = scratch("symbolize-auto");
+    let exe = std::env::current_exe().unwrap();
+    run_child(&exe, &dir);
+    let offline = dir.join("offline.pb.gz");
+    let offline = offline.to_str().unwrap();
+    let binary = exe.to_str().unwrap();
+    let symbolized = symbolize(&dir, &["--binary", binary]);
+    for command in ["top", "folded"] {
+        let auto = heapprof(&[command, offline]);
+        let stderr = String::from_utf8_lossy(&auto.stderr);
+        assert!(auto.status.success(), "{stderr}");
+        assert!(
+            stderr.lines().count() == 1
+                && stderr.contains("symbolized")
+                && stderr
+                    .contains("from the binaries on this machine with the profile's build ids"),
+            "{stderr}"
+        );
+        // The same report as from the profile symbolized by hand.
+        let by_hand = heapprof(&[command, symbolized.to_str().unwrap()]);
+        assert_eq!(
+            String::from_utf8_lossy(&auto.stdout),
+            String::from_utf8_lossy(&by_hand.stdout),
+            "{command}"
+        );
+        assert!(String::from_utf8_lossy(&auto.stdout).contains("symbolize_kept_site"));
+    }
+    // Another build at the same paths: addresses stay, and one line says
+    // how to symbolize them.
+    let mut elsewhere = decode(&dir.join("offline.pb.gz"));
+    for mapping in &mut elsewhere.mappings {
+        mapping.build_id = "00ff00ff".to_owned();
+    }
+    let elsewhere_path = dir.join("elsewhere.pb.gz");
+    std::fs::write(&elsewhere_path, elsewhere.encode()).unwrap();
+    let out = heapprof(&["top", elsewhere_path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.lines().count() == 1
+            && stderr.contains("addresses only")
+            && stderr.contains("heapprof symbolize")
+            && stderr.contains("--binary PATH"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("symbolize_kept_site"));
+}

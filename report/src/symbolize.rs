@@ -27,6 +27,10 @@ pub struct Options {
     /// --only-keep-debug`), matched by build id; files in them that are not
     /// object files are passed over.
     pub debug_dirs: Vec<PathBuf>,
+    /// Use only files whose build id is the mapping's: a mapping without
+    /// one is left as addresses. For a profile from elsewhere, whose paths
+    /// may hold another build on this machine.
+    pub same_build_id_only: bool,
 }
 
 /// A symbolized profile, and how far symbolization got.
@@ -65,9 +69,12 @@ pub fn symbolize(options: &Options, profile: &Profile) -> Result<Symbolized, Err
     let mut unresolved = 0usize;
     let symbolized = profile.symbolize_with(|location, mapping| {
         let frames = location.mapping.zip(mapping).and_then(|(index, mapping)| {
-            let resolver = resolvers
-                .entry(index)
-                .or_insert_with(|| resolver_for(index, mapping, &candidates));
+            let resolver = resolvers.entry(index).or_insert_with(|| {
+                if options.same_build_id_only && mapping.build_id.is_empty() {
+                    return None;
+                }
+                resolver_for(index, mapping, &candidates)
+            });
             resolver.as_ref().map(|r| r.frames(location, mapping))
         });
         match frames {
