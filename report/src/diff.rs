@@ -13,7 +13,7 @@ use crate::fasthash::IdMap;
 use crate::graph;
 use crate::header::{self, Header};
 use crate::stacks::{self, Frame, Names, Selection, Stack};
-use crate::{flamegraph, folded, top, units, Error};
+use crate::{difference_graph, flamegraph, folded, top, units, Error};
 
 /// What [`write()`] prints.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -100,19 +100,20 @@ pub fn write(
         }
         return Ok(());
     }
-    if lines.is_empty() {
-        return Err(Error::NothingToCompare {
-            sample_type: sample_type.r#type.clone(),
-        });
-    }
+    let changes = folded::fold_all(&difference(&base_stacks, &new_stacks), &names);
     let title = format!(
-        "{}: growth from base (red) and shrinkage (blue)",
+        "{}: change from base to new (red grew, blue shrank; width: amount changed)",
         sample_type.r#type
     );
+    if changes.is_empty() {
+        let note = format!("No stack's {} changed.", sample_type.r#type);
+        return flamegraph::write_empty(&title, &note, out);
+    }
     let mut inferno =
         flamegraph::inferno_options(sample_type, title, &flamegraph::Options::default());
     inferno.colors = Palette::Basic(BasicPalette::Hot);
-    flamegraph::render(&mut inferno, &lines, out)
+    let unit = inferno.count_name.clone();
+    difference_graph::write(&mut inferno, &changes, &unit, out)
 }
 
 /// The sample type indices (in BASE, in NEW) that a diff with `selection`
@@ -403,19 +404,64 @@ Showing nodes accounting for 0, 0% of 100B total
         );
     }
 
+    /// The tooltip of the frame named `name` in `svg`.
+    fn tooltip<'s>(svg: &'s str, name: &str) -> &'s str {
+        let start = svg
+            .find(&format!("<title>{name} ("))
+            .unwrap_or_else(|| panic!("no {name} frame in {svg}"));
+        let end = start + svg[start..].find("</title>").unwrap();
+        &svg[start + "<title>".len()..end]
+    }
+
     #[test]
-    fn the_flamegraph_needs_a_non_zero_value() {
+    fn the_flamegraph_shows_growth_and_shrinkage_with_their_signed_change() {
         let mut options = Options {
             format: Format::Flamegraph,
             ..Options::default()
         };
         let svg = diff(&options, &before(), &after()).unwrap();
-        assert!(svg.contains("<svg") && svg.contains("cache::insert"));
-        assert!(svg.contains("inuse_space: growth from base (red) and shrinkage (blue)"));
-        options.selection.filters.focus = Some(regex::Regex::new("nothing").unwrap());
+        assert!(svg.contains(
+            "inuse_space: change from base to new (red grew, blue shrank; width: amount changed)"
+        ));
+        // Grew by 200, shrank by 20: both drawn, as wide as their change.
         assert_eq!(
-            diff(&options, &before(), &after()).unwrap_err().to_string(),
-            "nothing to draw: neither profile has a non-zero inuse_space value"
+            tooltip(&svg, "cache::insert"),
+            "cache::insert (+200 bytes; 200 bytes changed beneath)"
+        );
+        assert_eq!(
+            tooltip(&svg, "load"),
+            "load (-20 bytes; 20 bytes changed beneath)"
+        );
+        // Their caller, by its own net change, over all that changed.
+        assert_eq!(
+            tooltip(&svg, "main"),
+            "main (+180 bytes; 220 bytes changed beneath)"
+        );
+        assert_eq!(
+            tooltip(&svg, "all"),
+            "all (+180 bytes; 220 bytes changed beneath)"
+        );
+        // A stack that shrank only is drawn too, blue: its fill has more
+        // blue than red.
+        let shrunk = diff(&options, &after(), &before()).unwrap();
+        assert_eq!(
+            tooltip(&shrunk, "main"),
+            "main (-180 bytes; 220 bytes changed beneath)"
+        );
+        let insert = shrunk.find("<title>cache::insert (").unwrap();
+        let fill = &shrunk[insert..];
+        let fill = &fill[fill.find("fill=\"rgb(").unwrap() + "fill=\"rgb(".len()..];
+        let rgb: Vec<u8> = fill[..fill.find(')').unwrap()]
+            .split(',')
+            .map(|c| c.trim().parse().unwrap())
+            .collect();
+        assert!(rgb[2] > rgb[0], "{rgb:?}");
+        // Nothing changed: an SVG that says so.
+        options.selection.filters.focus = Some(regex::Regex::new("nothing").unwrap());
+        let empty = diff(&options, &before(), &after()).unwrap();
+        assert!(
+            empty.contains("No stack&apos;s inuse_space changed.")
+                || empty.contains("No stack's inuse_space changed.")
         );
     }
 

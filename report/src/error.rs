@@ -34,12 +34,6 @@ pub enum Error {
         /// Its unit in NEW.
         new_unit: String,
     },
-    /// A differential flamegraph of two profiles without a non-zero value.
-    #[error("nothing to draw: neither profile has a non-zero {sample_type} value")]
-    NothingToCompare {
-        /// The sample type shown.
-        sample_type: String,
-    },
     /// inferno could not render a flamegraph.
     #[error("rendering the flamegraph")]
     Render(#[source] io::Error),

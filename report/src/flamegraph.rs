@@ -90,7 +90,7 @@ pub(crate) fn inferno_options(
 }
 
 /// An SVG of inferno's size with `title` and `note` and no frames.
-fn write_empty(title: &str, note: &str, out: &mut impl Write) -> Result<(), Error> {
+pub(crate) fn write_empty(title: &str, note: &str, out: &mut impl Write) -> Result<(), Error> {
     let escape = |text: &str| {
         text.replace('&', "&amp;")
             .replace('<', "&lt;")

@@ -70,6 +70,7 @@
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod diff;
+mod difference_graph;
 mod error;
 mod fasthash;
 pub mod flamegraph;
