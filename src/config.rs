@@ -117,7 +117,8 @@ impl Config {
     /// Applies the configuration: sets the rate, turns on peak tracking,
     /// starts the dump thread, the exit handler and the debug endpoint, as
     /// asked. Errors if the dump directory does not exist or the endpoint
-    /// cannot listen; what was started before the error stays started.
+    /// cannot listen (the first of the two); everything else asked for is
+    /// applied and stays so, the endpoint included when only dumping failed.
     pub fn start(&self) -> Result<(), Error> {
         if let Some(rate) = self.rate {
             crate::core::sampler::set_rate(rate as u64);
@@ -128,14 +129,19 @@ impl Config {
         if self.peak {
             peak::set_tracking(true);
         }
-        if self.interval.is_some() || self.at_exit || self.peak {
+        // A dump that cannot start does not keep the endpoint from starting:
+        // each says what it could not do, and the rest applies.
+        let dumping = if self.interval.is_some() || self.at_exit || self.peak {
             let pattern = self.dump.as_deref().unwrap_or(dump::DEFAULT_PATTERN);
-            dump::start(pattern, self.interval, self.at_exit, self.peak)?;
-        }
-        if let Some(addr) = &self.http {
-            start_http(addr)?;
-        }
-        Ok(())
+            dump::start(pattern, self.interval, self.at_exit, self.peak)
+        } else {
+            Ok(())
+        };
+        let serving = match &self.http {
+            Some(addr) => start_http(addr),
+            None => Ok(()),
+        };
+        dumping.and(serving)
     }
 
     /// Parses `HEAPPROF` syntax leniently: every problem becomes a message

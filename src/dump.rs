@@ -142,7 +142,7 @@ fn check_pattern(pattern: &str) -> Result<(), Error> {
     };
     if !dir.is_dir() {
         return Err(Error::Config(format!(
-            "dump: directory {} does not exist",
+            "dump: directory {} does not exist; no profiles are dumped",
             dir.display()
         )));
     }
@@ -290,7 +290,7 @@ mod tests {
         let err = check_pattern("/no/such/dir/heap-%p.pb.gz").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "dump: directory /no/such/dir does not exist"
+            "dump: directory /no/such/dir does not exist; no profiles are dumped"
         );
     }
 }
