@@ -48,8 +48,8 @@ pub fn profile(path: &Path) -> Result<&'static Profile> {
 /// [`profile`], for a report: a profile of addresses only (written with
 /// `symbolize=offline`) is symbolized from the binaries at its mappings'
 /// paths that have the same build ids, as `go tool pprof` symbolizes from
-/// local binaries, saying so in one line on stderr; without such binaries,
-/// one line says how to symbolize it.
+/// local binaries, saying so in one line ([`note`]); without such
+/// binaries, one line says how to symbolize it.
 pub fn profile_for_report(path: &Path) -> Result<&'static Profile> {
     let profile = profile(path)?;
     let addresses_only =
@@ -63,23 +63,37 @@ pub fn profile_for_report(path: &Path) -> Result<&'static Profile> {
     };
     match symbolize::symbolize(&options, profile) {
         Ok(symbolized) if symbolized.resolved > 0 => {
-            eprintln!(
+            note(format!(
                 "heapprof: {}: symbolized {} of {} locations from the binaries on this machine with the profile's build ids",
                 name(path),
                 symbolized.resolved,
                 symbolized.resolved + symbolized.unresolved
-            );
+            ));
             Ok(Box::leak(Box::new(symbolized.profile)))
         }
         _ => {
-            eprintln!(
+            note(format!(
                 "heapprof: {}: addresses only, and no binary with its build ids here; name it with `heapprof symbolize {} --binary PATH`",
                 name(path),
                 name(path)
-            );
+            ));
             Ok(profile)
         }
     }
+}
+
+/// Lines for stderr once the command has answered: printed before an
+/// error, they would make it more than one line.
+static NOTES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Keeps `line` for [`notes`].
+pub fn note(line: String) {
+    NOTES.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+}
+
+/// The lines kept by [`note`], for a command that succeeded.
+pub fn notes() -> Vec<String> {
+    std::mem::take(&mut *NOTES.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
 fn read_stdin() -> Result<Vec<u8>> {

@@ -52,7 +52,12 @@ fn main() -> ExitCode {
     }
     .and_then(|()| Ok(out.flush()?));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            for line in load::notes() {
+                eprintln!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             // One line, whatever a cause's message looks like.

@@ -714,6 +714,25 @@ fn cyclic_stacks_count_cum_once() {
 /// 4096-byte blocks grow, and cache::insert moves between two of its
 /// addresses: summed per stack, the total would be far smaller.
 #[test]
+fn diff_warns_when_the_builds_differ() {
+    let synthetic = data("synthetic.pb.gz");
+    let mut other = Profile::decode(&std::fs::read(&synthetic).unwrap()).unwrap();
+    other.mappings[0].build_id = "0123".to_owned();
+    let dir = scratch("diff-builds");
+    let rebuilt = dir.join("rebuilt.pb.gz");
+    std::fs::write(&rebuilt, other.encode()).unwrap();
+    let warned = heapprof(&["diff", s(&synthetic), s(&rebuilt)]);
+    let stderr = String::from_utf8_lossy(&warned.stderr);
+    assert!(warned.status.success(), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "heapprof: warning: BASE and NEW are of different builds (main binary build ids abcdef and 0123): the difference mixes changes to the code with changes in memory"
+    );
+    let same = heapprof(&["diff", s(&synthetic), s(&synthetic)]);
+    assert!(same.status.success() && same.stderr.is_empty());
+}
+
+#[test]
 fn diff_totals_are_pprofs_merged_totals() {
     let base = synthetic();
     let mut new = synthetic();
