@@ -129,10 +129,6 @@ fn process_delta(threads: usize, work: bool) -> [u64; 5] {
 fn process_counters_child() {
     const THREADS: usize = 4;
     process_delta(THREADS, false); // std's one-time set-up of threads
-    let control = process_delta(THREADS, false);
-    let control_again = process_delta(THREADS, false);
-    assert_eq!(control, control_again, "the control is not deterministic");
-    let worked = process_delta(THREADS, true);
     let t = THREADS as u64;
     let (blocks, freed) = (t * BLOCKS as u64, t * (BLOCKS / 2) as u64);
     let size = SIZE as u64;
@@ -145,8 +141,24 @@ fn process_counters_child() {
         freed * size + split_bytes,
         (blocks - freed) * size,
     ];
-    let truth: Vec<u64> = control.iter().zip(&expected).map(|(c, e)| c + e).collect();
-    assert_eq!(worked.to_vec(), truth, "control {control:?}");
+    // libtest's main thread allocates a little while a test starts (144
+    // bytes, at a moment of its own), and a measurement it lands in is off
+    // by that: such a one is taken again. A wrong count is wrong every
+    // time, so five attempts that all miss are a failure.
+    let mut misses = Vec::new();
+    while misses.len() < 5 {
+        let control = process_delta(THREADS, false);
+        let worked = process_delta(THREADS, true);
+        let control_after = process_delta(THREADS, false);
+        let truth: Vec<u64> = control.iter().zip(&expected).map(|(c, e)| c + e).collect();
+        if control == control_after && worked.to_vec() == truth {
+            break;
+        }
+        misses.push(format!(
+            "control {control:?}, worked {worked:?}, truth {truth:?}"
+        ));
+    }
+    assert!(misses.len() < 5, "never exact:\n{}", misses.join("\n"));
     let s = stats();
     assert_eq!(s.live_objects, s.allocations - s.frees);
     assert!(s.peak_live_bytes >= s.live_bytes);
@@ -200,19 +212,21 @@ fn symbolization_child() {
     let mut kept = Vec::with_capacity(BLOCKS);
     fill(&mut kept);
     let before = stats();
-    let profile = heapprof::heap_profile().unwrap();
+    // This thread's counts: libtest's main thread allocates a little while
+    // a test starts, which process-wide live bytes would race with.
+    let mut profile = Vec::new();
+    let counted = heapprof::measure(|| profile = heapprof::heap_profile().unwrap());
     let after = stats();
+    let gained = counted.bytes_allocated - counted.bytes_freed;
     println!(
-        "profile {} bytes; program live {} -> {}, heapprof's {} -> {}",
+        "profile {} bytes; this thread gained {gained}, heapprof's {} -> {}",
         profile.len(),
-        before.live_bytes,
-        after.live_bytes,
         before.profiler_bytes,
         after.profiler_bytes
     );
     assert_eq!(
-        after.live_bytes - before.live_bytes,
-        profile.len() as u64,
+        (gained, counted.allocations - counted.frees),
+        (profile.len() as u64, 1),
         "the program holds the profile alone"
     );
     let kept_bytes = after.profiler_bytes as i64 - before.profiler_bytes as i64;
