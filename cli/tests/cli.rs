@@ -459,7 +459,10 @@ fn flamegraphs_are_svg_with_the_functions_in_them() {
         let svg = std::fs::read_to_string(&svg).unwrap();
         assert!(svg.contains("<svg") && svg.contains("app::cache::insert"));
         if extra.is_empty() {
-            assert!(svg.contains(" bytes"), "counts in bytes");
+            assert!(
+                svg.contains("<title>app::cache::insert (4.69MB, 59.26%)</title>"),
+                "amounts in bytes, scaled"
+            );
         } else {
             assert!(svg.contains("my title") && svg.contains(" objects"));
             // The ';' of an array type does not split the frame.

@@ -15,7 +15,8 @@ use std::io::Write;
 
 use inferno::flamegraph::Options as InfernoOptions;
 
-use crate::{flamegraph, Error};
+use crate::flamegraph::{self, thousands};
+use crate::Error;
 
 /// Writes the SVG of `changes` (folded stack, signed change; none zero) to
 /// `out`, its tooltips counting `unit` ("bytes", "objects").
@@ -55,66 +56,24 @@ pub(crate) fn write(
 }
 
 /// `svg` with each frame's tooltip saying its change (from `change_over`
-/// its samples) and the bytes changed beneath it.
+/// its samples) and the amount changed beneath it.
 fn with_exact_tooltips(svg: &str, change_over: impl Fn(u64, u64) -> i64, unit: &str) -> String {
-    let mut out = String::with_capacity(svg.len() + svg.len() / 8);
-    let mut rest = svg;
-    while let Some(open) = rest.find("<title>") {
-        let after_open = open + "<title>".len();
-        let Some(close) = rest[after_open..].find("</title>").map(|c| after_open + c) else {
-            break;
-        };
-        let group_end = rest[close..].find("</g>").map_or(rest.len(), |g| close + g);
-        let frame = &rest[close..group_end];
-        let attribute = |name: &str| -> Option<u64> {
-            let start = frame.find(name)? + name.len();
-            let len = frame[start..].find('"')?;
-            frame[start..start + len].parse().ok()
-        };
-        out.push_str(&rest[..after_open]);
-        let title = &rest[after_open..close];
-        match (
-            attribute("fg:x=\""),
-            attribute("fg:w=\""),
-            title.rfind(" ("),
-        ) {
-            (Some(x), Some(w), Some(cut)) => {
-                let name = &title[..cut];
-                let change = change_over(x, w);
-                out.push_str(&format!(
-                    "{name} ({} {unit}; {} {unit} changed beneath)",
-                    signed(change),
-                    thousands(w)
-                ));
-            }
-            _ => out.push_str(title),
-        }
-        rest = &rest[close..];
-    }
-    out.push_str(rest);
-    out
+    flamegraph::retitle(svg, |name, x, w| {
+        format!(
+            "{name} ({} {unit}; {} {unit} changed beneath)",
+            signed(change_over(x, w)),
+            thousands(w as i64)
+        )
+    })
 }
 
 /// `n` with a sign and thousands separators: "+1,234", "-56", "0".
 fn signed(n: i64) -> String {
-    let digits = thousands(n.unsigned_abs());
-    match n.signum() {
-        1 => format!("+{digits}"),
-        -1 => format!("-{digits}"),
-        _ => digits,
+    if n > 0 {
+        format!("+{}", thousands(n))
+    } else {
+        thousands(n)
     }
-}
-
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -127,6 +86,6 @@ mod tests {
         assert_eq!(signed(-56), "-56");
         assert_eq!(signed(0), "0");
         assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(-1000), "-1,000");
     }
 }

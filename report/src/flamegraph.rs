@@ -8,6 +8,7 @@ use inferno::flamegraph::{self as inferno_flamegraph, color::BasicPalette, color
 use inferno::flamegraph::{Direction, Options as InfernoOptions};
 
 use crate::stacks::{self, Names, Selection};
+use crate::units::{percentage, Formatter};
 use crate::{folded, Error};
 
 /// Frames narrower than this many pixels are left out by default: invisible
@@ -50,9 +51,13 @@ pub fn write(options: &Options, profile: &Profile, out: &mut impl Write) -> Resu
     let mut names = Names::default();
     let selected = stacks::select(profile, &options.selection, &mut names)?;
     let sample_type = &profile.sample_types[selected.index];
-    let lines: Vec<String> = folded::fold_all(&selected.stacks, &names)
+    let folded: Vec<(String, i64)> = folded::fold_all(&selected.stacks, &names)
         .into_iter()
         .filter(|&(_, value)| value > 0)
+        .collect();
+    let total: i64 = folded.iter().map(|(_, value)| value).sum();
+    let lines: Vec<String> = folded
+        .into_iter()
         .map(|(stack, value)| format!("{stack} {value}"))
         .collect();
     let title = match &options.title {
@@ -65,7 +70,89 @@ pub fn write(options: &Options, profile: &Profile, out: &mut impl Write) -> Resu
         return write_empty(&title, &note, out);
     }
     let mut inferno = inferno_options(sample_type, title, options);
-    render(&mut inferno, &lines, out)
+    let count_name = inferno.count_name.clone();
+    let amount = |value: i64| amount(value, &sample_type.unit, &count_name);
+    let mut subtitle = format!("{} in all", amount(total));
+    if let Some(period_type) = profile.period_type.as_ref().filter(|_| profile.period > 0) {
+        let period = Formatter::auto(&period_type.unit).format(profile.period);
+        subtitle.push_str(&format!(
+            "; sampling period {period} of {}",
+            period_type.r#type
+        ));
+    }
+    inferno.subtitle = Some(subtitle);
+    let mut svg = Vec::new();
+    render(&mut inferno, &lines, &mut svg)?;
+    let svg = String::from_utf8(svg)
+        .map_err(|e| Error::Render(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+    // inferno's tooltips count raw values ("49,910,473 bytes").
+    let titled = retitle(&svg, |name, _, width| {
+        let width = width as i64;
+        format!(
+            "{name} ({}, {})",
+            amount(width),
+            percentage(width, total).trim()
+        )
+    });
+    out.write_all(titled.as_bytes()).map_err(Error::Render)
+}
+
+/// `value` of `unit` for a person: pprof's scaling for units it knows
+/// ("47.60MB", "1.50s"), a count with separators and `count_name` for the
+/// others ("1,234 objects").
+pub(crate) fn amount(value: i64, unit: &str, count_name: &str) -> String {
+    let scaled = Formatter::auto(unit).format(value);
+    if scaled.parse::<i64>().is_ok() {
+        format!("{} {count_name}", thousands(value))
+    } else {
+        scaled
+    }
+}
+
+/// `n` with thousands separators: "1,234", "-56".
+pub(crate) fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `svg` (inferno's) with each frame's tooltip replaced by `title(name, x,
+/// width)`, `x` and `width` being the frame's first sample and its number
+/// of samples (its `fg:x` and `fg:w`).
+pub(crate) fn retitle(svg: &str, title: impl Fn(&str, u64, u64) -> String) -> String {
+    let mut out = String::with_capacity(svg.len() + svg.len() / 8);
+    let mut rest = svg;
+    while let Some(open) = rest.find("<title>") {
+        let after_open = open + "<title>".len();
+        let Some(close) = rest[after_open..].find("</title>").map(|c| after_open + c) else {
+            break;
+        };
+        let group_end = rest[close..].find("</g>").map_or(rest.len(), |g| close + g);
+        let frame = &rest[close..group_end];
+        let attribute = |name: &str| -> Option<u64> {
+            let start = frame.find(name)? + name.len();
+            let len = frame[start..].find('"')?;
+            frame[start..start + len].parse().ok()
+        };
+        out.push_str(&rest[..after_open]);
+        let old = &rest[after_open..close];
+        match (attribute("fg:x=\""), attribute("fg:w=\""), old.rfind(" (")) {
+            (Some(x), Some(w), Some(cut)) => out.push_str(&title(&old[..cut], x, w)),
+            _ => out.push_str(old),
+        }
+        rest = &rest[close..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// inferno options for memory: counts named after the unit, memory palette.
@@ -133,6 +220,28 @@ mod tests {
         let mut out = Vec::new();
         write(&Options::default(), profile, &mut out).unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn tooltips_and_subtitle_say_amounts_for_a_person() {
+        let mut bytes = profile(
+            &["inuse_space"],
+            &[("main;cache", &[3 << 20]), ("main;parse", &[1536 << 10])],
+        );
+        bytes.period_type = Some(ValueType::new("space", "bytes"));
+        bytes.period = 512 << 10;
+        let drawn = svg(&bytes);
+        assert!(
+            drawn.contains("<title>cache (3MB, 66.67%)</title>"),
+            "{drawn}"
+        );
+        assert!(
+            drawn.contains("<title>parse (1.50MB, 33.33%)</title>"),
+            "{drawn}"
+        );
+        assert!(drawn.contains(">4.50MB in all; sampling period 512kB of space<"));
+        let objects = profile(&["inuse_objects"], &[("main;cache", &[1234])]);
+        assert!(svg(&objects).contains("<title>cache (1,234 objects, 100%)</title>"));
     }
 
     #[test]
