@@ -47,13 +47,14 @@ pub fn run(args: &DiffArgs, out: &mut impl Write) -> Result<()> {
         )?;
         output::write_atomically(path, |out| Ok(out.write_all(&svg)?))?;
     }
-    let build_id = |p: &heapprof_pprof::Profile| p.mappings.first().map(|m| m.build_id.clone());
-    if let (Some(b), Some(n)) = (build_id(base), build_id(new)) {
-        if !b.is_empty() && !n.is_empty() && b != n {
-            load::note(format!(
-                "heapprof: warning: BASE and NEW are of different builds (main binary build ids {b} and {n}): the difference mixes changes to the code with changes in memory"
-            ));
-        }
+    let build_id = |p: &'static heapprof_pprof::Profile| {
+        p.mappings.first().map_or("", |m| m.build_id.as_str())
+    };
+    let (b, n) = (build_id(base), build_id(new));
+    if !b.is_empty() && !n.is_empty() && b != n {
+        load::note(format!(
+            "heapprof: warning: BASE and NEW are of different builds (main binary build ids {b} and {n}): the difference mixes changes to the code with changes in memory"
+        ));
     }
     Ok(())
 }

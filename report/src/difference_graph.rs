@@ -33,19 +33,18 @@ pub(crate) fn write(
     // In inferno's order (it sorts whole lines), so that sample offsets
     // computed here are the ones it draws.
     lines.sort_unstable();
-    let mut starts = Vec::with_capacity(lines.len());
+    let (text, changes): (Vec<String>, Vec<i64>) = lines.into_iter().unzip();
+    let mut starts = Vec::with_capacity(changes.len());
     let mut at = 0u64;
-    for (_, d) in &lines {
+    for d in &changes {
         starts.push(at);
         at += d.unsigned_abs();
     }
-    let text: Vec<String> = lines.iter().map(|(line, _)| line.clone()).collect();
     inferno.no_sort = true;
     let mut svg = Vec::new();
     flamegraph::render(inferno, &text, &mut svg)?;
     let svg = String::from_utf8(svg)
         .map_err(|e| Error::Render(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
-    let changes: Vec<i64> = lines.iter().map(|&(_, d)| d).collect();
     let change_over = |x: u64, w: u64| -> i64 {
         let first = starts.partition_point(|&s| s < x);
         let end = starts.partition_point(|&s| s < x + w);

@@ -8,7 +8,7 @@ use inferno::flamegraph::{self as inferno_flamegraph, color::BasicPalette, color
 use inferno::flamegraph::{Direction, Options as InfernoOptions};
 
 use crate::stacks::{self, Names, Selection};
-use crate::units::{percentage, Formatter};
+use crate::units::{self, percentage, Formatter};
 use crate::{folded, Error};
 
 /// Frames narrower than this many pixels are left out by default: invisible
@@ -101,11 +101,10 @@ pub fn write(options: &Options, profile: &Profile, out: &mut impl Write) -> Resu
 /// ("47.60MB", "1.50s"), a count with separators and `count_name` for the
 /// others ("1,234 objects").
 pub(crate) fn amount(value: i64, unit: &str, count_name: &str) -> String {
-    let scaled = Formatter::auto(unit).format(value);
-    if scaled.parse::<i64>().is_ok() {
-        format!("{} {count_name}", thousands(value))
+    if units::scales(unit) {
+        Formatter::auto(unit).format(value)
     } else {
-        scaled
+        format!("{} {count_name}", thousands(value))
     }
 }
 

@@ -102,10 +102,15 @@ pub(crate) fn write(header: &Header, out: &mut dyn Write) -> Result<(), Error> {
 /// /etc/localtime), as Go's layout "Jan 2, 2006 at 3:04pm (MST)" prints
 /// them.
 fn local_time(nanos: i64) -> String {
+    time_in(nanos, TimeZone::system())
+}
+
+/// Unix nanoseconds in `zone`, in Go's layout (see [`local_time`]).
+fn time_in(nanos: i64, zone: TimeZone) -> String {
     let Ok(time) = Timestamp::from_nanosecond(i128::from(nanos)) else {
         return nanos.to_string();
     };
-    time.to_zoned_datetime(TimeZone::system())
+    time.to_zoned_datetime(zone)
         .strftime("%b %-d, %Y at %-I:%M%P (%Z)")
         .to_string()
 }
@@ -129,12 +134,7 @@ mod tests {
     #[test]
     fn times_are_gos_layout_in_the_zone_asked_for() {
         let nanos: i64 = 1_626_441_000_123_456_789; // 2021-07-16 13:10:00 UTC
-        let zoned = |tz: &str| {
-            let time = Timestamp::from_nanosecond(i128::from(nanos)).unwrap();
-            time.to_zoned_datetime(TimeZone::get(tz).unwrap())
-                .strftime("%b %-d, %Y at %-I:%M%P (%Z)")
-                .to_string()
-        };
+        let zoned = |tz: &str| time_in(nanos, TimeZone::get(tz).unwrap());
         assert_eq!(zoned("UTC"), "Jul 16, 2021 at 1:10pm (UTC)");
         assert_eq!(zoned("America/New_York"), "Jul 16, 2021 at 9:10am (EDT)");
     }

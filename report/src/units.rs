@@ -144,6 +144,12 @@ pub fn compatible(a: &str, b: &str) -> bool {
             .any(|f| f.sniff(a).is_some() && f.sniff(b).is_some())
 }
 
+/// Whether pprof scales values of `unit` (bytes, time, GCU): the others
+/// are counts.
+pub fn scales(unit: &str) -> bool {
+    FAMILIES.iter().any(|f| f.sniff(unit).is_some())
+}
+
 /// What one `from` is in `to` (1000 from "ms" to "us"); 1 for units pprof
 /// does not know.
 pub fn ratio(from: &str, to: &str) -> f64 {
