@@ -28,6 +28,7 @@ pub fn run(args: &DiffArgs, out: &mut impl Write) -> Result<()> {
         diff::sample_indices(&selection, base, new),
     )?;
     selection.filters = load::filters(flags)?;
+    load::note_unmatched(&selection.filters, &[base, new], flags);
     let mut options = diff::Options {
         selection,
         graph: graph::Options {

@@ -130,7 +130,24 @@ pub fn selection(path: &Path, profile: &Profile, flags: Flags) -> Result<Selecti
     // A bad sample type is reported before a bad regexp, as it always was.
     in_file(path, selection.index_in(profile))?;
     selection.filters = filters(flags)?;
+    note_unmatched(&selection.filters, &[profile], flags);
     Ok(selection)
+}
+
+/// Notes each filter of `flags` that matches nothing in `profiles`, as
+/// pprof warns: an empty table is then not a mystery.
+pub fn note_unmatched(filters: &Filters, profiles: &[&Profile], flags: Flags) {
+    for flag in filters.unmatched(profiles) {
+        let regex = match flag {
+            "focus" => flags.focus,
+            "ignore" => flags.ignore,
+            _ => flags.hide,
+        };
+        note(format!(
+            "heapprof: --{flag} {:?} matched no samples",
+            regex.unwrap_or_default()
+        ));
+    }
 }
 
 /// The compiled regexps of `flags`; errors name the flag.

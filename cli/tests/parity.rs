@@ -418,6 +418,74 @@ fn filters_match_source_files_and_object_files_as_in_pprof() {
     }
 }
 
+/// The filter flags a run's stderr says matched nothing: pprof's
+/// `Focus expression matched no samples`, heapprof's
+/// `heapprof: --focus "re" matched no samples`.
+fn unmatched_flags(command: &mut Command) -> Vec<String> {
+    let out = command.output().unwrap();
+    assert!(out.status.success(), "{command:?}");
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|line| line.ends_with("matched no samples"))
+        .map(|line| {
+            let word = line.trim_start_matches("heapprof: --");
+            word.split(' ').next().unwrap().to_lowercase()
+        })
+        .collect()
+}
+
+#[test]
+fn filters_that_match_nothing_are_named_as_pprof_names_them() {
+    let cases: [(&str, [&str; 3]); 5] = [
+        ("parca/pkg/query/testdata/fib.pb.gz", ["nowhere", "", ""]),
+        (
+            "parca/pkg/query/testdata/fib.pb.gz",
+            ["fib", "nothing", "none"],
+        ),
+        // Only locations that ignore leaves count for focus.
+        ("parca/pkg/query/testdata/fib.pb.gz", ["fib", "fib", ""]),
+        (
+            "parca/pkg/normalizer/node-profile.pb.gz",
+            ["libc", "zz", "node"],
+        ),
+        (
+            "pyroscope/pkg/og/convert/pprof/testdata/heap-js.pprof",
+            ["morgan", "express/lib/router", "x^"],
+        ),
+    ];
+    for (path, regexes) in cases {
+        let file = data(path);
+        let mut pprof = Command::new("go");
+        pprof
+            .args(["tool", "pprof", "-top"])
+            .env("PPROF_BINARY_PATH", "/nonexistent")
+            .env("PPROF_TMPDIR", std::env::temp_dir());
+        let mut heapprof = Command::new(env!("CARGO_BIN_EXE_heapprof"));
+        heapprof.args(["top", &file]);
+        for (flag, regex) in ["focus", "ignore", "hide"].iter().zip(regexes) {
+            if !regex.is_empty() {
+                pprof.args([&format!("-{flag}"), regex]);
+                heapprof.args([&format!("--{flag}"), regex]);
+            }
+        }
+        pprof.arg(&file);
+        let theirs = unmatched_flags(&mut pprof);
+        assert_eq!(unmatched_flags(&mut heapprof), theirs, "{path} {regexes:?}");
+    }
+    // A diff's filters may match in either profile.
+    let base = profile_of("bytes", &[(&["main", "f"], 10)]);
+    let new = profile_of("bytes", &[(&["main", "g"], 10)]);
+    let mut pprof = Command::new("go");
+    pprof.args([
+        "tool", "pprof", "-top", "-focus", "f", "-ignore", "h", "-base", &base, &new,
+    ]);
+    let mut heapprof = Command::new(env!("CARGO_BIN_EXE_heapprof"));
+    heapprof.args(["diff", &base, &new, "--focus", "f", "--ignore", "h"]);
+    let theirs = unmatched_flags(&mut pprof);
+    assert_eq!(theirs, ["ignore"]);
+    assert_eq!(unmatched_flags(&mut heapprof), theirs);
+}
+
 #[test]
 fn diffs_are_pprofs_with_units_made_common() {
     let jfr = "pyroscope/pkg/og/convert/jfr/testdata";
@@ -439,6 +507,12 @@ fn diffs_are_pprofs_with_units_made_common() {
         (
             "pyroscope/pkg/pprof/testdata/gotruncatefix/heap_go_truncated_1.pb.gz".to_owned(),
             "pyroscope/pkg/pprof/testdata/gotruncatefix/heap_go_truncated_1.pb.gz.fixed".to_owned(),
+        ),
+        // One program's profiles whose mappings have different paths: rows
+        // of one base name tie on everything but the path, which orders them.
+        (
+            "google-pprof-converted/internal/driver/testdata/cppbench.cpu.pb.gz".to_owned(),
+            "google-pprof-converted/profile/testdata/cppbench.cpu.pb.gz".to_owned(),
         ),
     ];
     for (base, new) in &pairs {

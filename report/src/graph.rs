@@ -18,6 +18,8 @@ pub struct Node<'p> {
     pub name: &'p str,
     /// Its file.
     pub file: &'p str,
+    /// The object file of a row named after its mapping ("" for functions).
+    pub object: &'p str,
     /// Value of the samples where this function is the leaf.
     pub flat: i64,
     /// Value of the samples whose stack contains this function.
@@ -236,6 +238,7 @@ impl Graph {
                 id: i as u32,
                 name: names.name(i as u32),
                 file: names.file(i as u32),
+                object: names.object(i as u32),
                 flat: self.flat[i],
                 cum: self.cum[i],
                 inlined_in: inlined_in[i],
@@ -256,6 +259,11 @@ fn sort(nodes: &mut [Node], cum_sort: bool) {
             .cmp(&primary_a)
             .then_with(|| a.name.cmp(b.name))
             .then_with(|| secondary_b.cmp(&secondary_a))
+            // pprof's last word (`compareNodes`) is the whole node info as
+            // text; at its default granularity only rows named after their
+            // mapping can tie on all the above, and they differ by the
+            // mapping's full path.
+            .then_with(|| a.object.cmp(b.object))
             .then_with(|| a.file.cmp(b.file))
     });
 }

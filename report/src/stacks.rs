@@ -29,7 +29,8 @@ use crate::Error;
 /// after its mapping, as pprof names it.
 #[derive(Debug, Default)]
 pub struct Names<'p> {
-    entries: Vec<(Cow<'p, str>, &'p str)>,
+    /// (name, source file, object file of a frame named after its mapping).
+    entries: Vec<(Cow<'p, str>, &'p str, &'p str)>,
     /// (name, "") for functions; (name, object file) for the frames named
     /// after their mapping.
     index: HashMap<(Cow<'p, str>, &'p str), u32>,
@@ -64,7 +65,7 @@ impl<'p> Names<'p> {
             return id;
         }
         let id = self.entries.len() as u32;
-        self.entries.push((name.clone(), file));
+        self.entries.push((name.clone(), file, key));
         self.index.insert((name, key), id);
         id
     }
@@ -78,6 +79,13 @@ impl<'p> Names<'p> {
     /// and for a name found in more than one file).
     pub fn file(&self, id: u32) -> &'p str {
         self.entries[id as usize].1
+    }
+
+    /// The full path of the object file a frame without a function name is
+    /// named after ("" for functions): two such rows of one base name differ
+    /// by it alone, and pprof orders them by it.
+    pub fn object(&self, id: u32) -> &'p str {
+        self.entries[id as usize].2
     }
 
     /// How many distinct functions there are.
@@ -132,6 +140,50 @@ pub struct Filters {
     /// Remove frames matching this from every stack (all of a location's
     /// frames when its object file matches).
     pub hide: Option<Regex>,
+}
+
+impl Filters {
+    /// The flags (`"focus"`, `"ignore"`, `"hide"`, in that order) of the
+    /// filters that are set but match no location of any of `profiles`,
+    /// judged as pprof judges them before it warns that an expression
+    /// "matched no samples": a location matches when its object file or a
+    /// line's function name or source file does, and `focus` counts only
+    /// locations that `ignore` did not match.
+    pub fn unmatched(&self, profiles: &[&Profile]) -> Vec<&'static str> {
+        let mut focus = self.focus.is_none();
+        let mut ignore = self.ignore.is_none();
+        let mut hide = self.hide.is_none();
+        if focus && ignore && hide {
+            return Vec::new();
+        }
+        for profile in profiles {
+            let functions: Vec<(Cow<str>, &str)> = profile
+                .functions
+                .iter()
+                .map(|f| (display_name(f), f.filename.as_str()))
+                .collect();
+            for location in &profile.locations {
+                let hits = |re: &Regex| {
+                    let object = location.mapping.and_then(|m| profile.mappings.get(m));
+                    object.is_some_and(|m| re.is_match(&m.filename))
+                        || location.lines.iter().any(|line| {
+                            functions
+                                .get(line.function)
+                                .is_some_and(|(name, file)| re.is_match(name) || re.is_match(file))
+                        })
+                };
+                let ignored = self.ignore.as_ref().is_some_and(hits);
+                ignore |= ignored;
+                focus |= !ignored && self.focus.as_ref().is_some_and(hits);
+                hide |= self.hide.as_ref().is_some_and(hits);
+            }
+        }
+        [("focus", focus), ("ignore", ignore), ("hide", hide)]
+            .into_iter()
+            .filter(|&(_, matched)| !matched)
+            .map(|(flag, _)| flag)
+            .collect()
+    }
 }
 
 /// Which sample type a view shows and which samples and frames it keeps:
@@ -533,6 +585,34 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "the profile has no sample types"
+        );
+    }
+    #[test]
+    fn filters_that_match_no_location_are_named() {
+        let re = |s: &str| Some(Regex::new(s).unwrap());
+        let filters = |focus, ignore, hide| Filters {
+            focus: re(focus),
+            ignore: re(ignore),
+            hide: re(hide),
+        };
+        let service = service();
+        let unmatched = |f: &Filters| f.unmatched(&[&service]);
+        assert_eq!(unmatched(&Filters::default()), Vec::<&str>::new());
+        assert_eq!(
+            unmatched(&filters("cache", "load", "render")),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            unmatched(&filters("nowhere", "nothing", "none")),
+            ["focus", "ignore", "hide"]
+        );
+        // A focus matches only where ignore does not, as in pprof.
+        assert_eq!(unmatched(&filters("load", "load", "main")), ["focus"]);
+        // Any of several profiles (a diff's two) may hold the match.
+        let other = profile(&["alloc_space"], &[("main;elsewhere", &[1])]);
+        assert_eq!(
+            filters("elsewhere", "x^", "main").unmatched(&[&service, &other]),
+            ["ignore"]
         );
     }
 }
