@@ -123,9 +123,16 @@ fn write(
     Ok(Some(path))
 }
 
-/// Makes a profile of `kind`, encoded, when called.
+/// Makes a profile of `kind`, encoded, when called. It carries the memory
+/// classes of that moment (`heapprof: memory rss_bytes=...`), so that a
+/// series of dumps tells how RSS and the live heap moved; for the peak
+/// profile, that moment is when it is written, not the peak.
 fn encoded(kind: Kind) -> impl FnOnce() -> Result<Vec<u8>, Error> {
-    move || builder::profile(kind).encoded()
+    move || {
+        builder::profile(kind)
+            .comment(crate::memory::profile_comment())
+            .encoded()
+    }
 }
 
 /// A pattern is good if its directory exists.

@@ -44,7 +44,7 @@ static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 /// | `/debug/pprof/heap` | the heap profile (gzipped pprof); `?debug=1` Go's legacy text form; `?seconds=N` the difference over the next N seconds |
 /// | `/debug/pprof/allocs` | the same, showing allocated space by default |
 /// | `/debug/pprof/peak` | the in-use profile at the peak of live bytes (peak tracking must be on) |
-/// | `/debug/mem` | the exact counters ([`crate::stats`]) as plain text |
+/// | `/debug/mem` | the exact counters ([`crate::stats`]) and the memory classes ([`crate::memory_classes`]) as plain text, ending with a line on the gap between RSS and the live heap |
 /// | `/metrics` | every metric in Prometheus text format |
 ///
 /// It binds where it is told: anything but a loopback address exposes heap
@@ -400,7 +400,8 @@ fn legacy_text(profile: &Profile) -> String {
     out
 }
 
-/// The exact counters, one per line.
+/// The exact counters, one per line, then the memory classes and a line
+/// on what the gap between RSS and the live heap is made of.
 fn mem_page() -> String {
     let s = crate::stats::stats();
     let mut out = String::from("heapprof stats (exact, from the allocator's counters)\n");
@@ -418,6 +419,33 @@ fn mem_page() -> String {
         ("sample_rate", crate::core::sampler::rate()),
     ] {
         let _ = writeln!(out, "{name:<16} {v}");
+    }
+    out.push_str("\nmemory classes (resident bytes, from /proc/self/smaps and the allocator; they add up to total)\n");
+    match crate::memory_classes() {
+        Ok(c) => {
+            for (name, v) in [
+                ("heap/live", c.live_bytes),
+                ("heap/overhead", c.heap_overhead_bytes),
+                ("heap/free", c.heap_free_bytes),
+                ("profiler", c.profiler_bytes),
+                ("stacks", c.stack_bytes),
+                ("file", c.file_bytes),
+                ("other", c.other_bytes),
+                ("total", c.total_bytes),
+                ("not_resident", c.not_resident_bytes),
+            ] {
+                let _ = writeln!(out, "{name:<16} {v}");
+            }
+            let allocator = if c.allocator_known {
+                "glibc"
+            } else {
+                "unknown"
+            };
+            let _ = writeln!(out, "{:<16} {allocator}\n\n{}", "allocator", c.explain());
+        }
+        Err(e) => {
+            let _ = writeln!(out, "unavailable: {e}");
+        }
     }
     out
 }

@@ -100,6 +100,7 @@ mod fork;
 #[cfg(feature = "http")]
 mod http;
 mod mappings;
+mod memory;
 pub mod metrics;
 mod profile;
 mod stats;
@@ -120,6 +121,7 @@ pub use error::Error;
 pub use heapprof_pprof as pprof;
 #[cfg(feature = "http")]
 pub use http::serve;
+pub use memory::{memory_classes, MemoryClasses};
 pub use stats::{measure, stats, AllocStats, Stats};
 pub use symbolize::Mode as Symbolize;
 pub use unwind::MAX_DEPTH;

@@ -1,6 +1,7 @@
 //! glibc on Linux: the loaded objects (`dl_iterate_phdr`), the calling
 //! thread's stack (`pthread_getattr_np`), giving freed heap pages back
-//! (`malloc_trim`), and running a function before `main` (`.init_array`).
+//! (`malloc_trim`), what malloc holds (`mallinfo2`), and running a function
+//! before `main` (`.init_array`).
 //!
 //! Every function here is safe to call; the unsafe blocks are the FFI calls
 //! and the reads of what the loader maps. Nothing here panics or allocates
@@ -246,3 +247,63 @@ macro_rules! run_before_main {
     };
 }
 pub(crate) use run_before_main;
+
+/// What glibc's malloc holds, from `mallinfo2`, in bytes, summed over
+/// every arena as glibc counts it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct MallocTotals {
+    /// Bytes of arena chunks in use (`uordblks`), headers included.
+    pub(crate) in_use: u64,
+    /// Bytes of blocks served by their own `mmap` (`hblkhd`), all in use.
+    pub(crate) mmapped: u64,
+    /// Bytes of free arena chunks (`fordblks`), the top chunk included,
+    /// resident or not (`malloc_trim` gives their pages back but glibc
+    /// keeps counting them). `in_use + free` is `arena`, what the arenas
+    /// took from the system.
+    pub(crate) free: u64,
+}
+
+/// `mallinfo2`'s address once looked up: 0 not yet, 1 absent.
+#[cfg(target_env = "gnu")]
+static MALLINFO2: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// glibc's malloc totals, or `None` where glibc has no `mallinfo2` (before
+/// 2.33). Looked up by name at the first call rather than linked, so that
+/// the program still loads on an older glibc; the lookup may allocate
+/// (dlerror's buffer), so call it inside heapprof's own work. `mallinfo2`
+/// takes each arena's lock in turn and walks its free lists: never call it
+/// from the allocation path.
+#[cfg(target_env = "gnu")]
+pub(crate) fn malloc_totals() -> Option<MallocTotals> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut address = MALLINFO2.load(Relaxed);
+    if address == 0 {
+        // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name has no
+        // other precondition; it returns null when nothing has the name.
+        let found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"mallinfo2".as_ptr()) };
+        address = if found.is_null() { 1 } else { found as usize };
+        MALLINFO2.store(address, Relaxed);
+    }
+    if address == 1 {
+        return None;
+    }
+    // SAFETY: the address is that of glibc's `mallinfo2` (2.33 and later),
+    // `struct mallinfo2 mallinfo2(void)`: the type declared here and in
+    // libc. It has no preconditions.
+    let info = unsafe {
+        let mallinfo2: unsafe extern "C" fn() -> libc::mallinfo2 =
+            std::mem::transmute(address as *const c_void);
+        mallinfo2()
+    };
+    Some(MallocTotals {
+        in_use: info.uordblks as u64,
+        mmapped: info.hblkhd as u64,
+        free: info.fordblks as u64,
+    })
+}
+
+/// Not glibc (musl, say): its malloc's totals are unknown.
+#[cfg(not(target_env = "gnu"))]
+pub(crate) fn malloc_totals() -> Option<MallocTotals> {
+    None
+}
