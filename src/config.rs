@@ -30,6 +30,7 @@ use crate::{dump, Error, Symbolize};
 /// | `peak` | `1`/`0` | record the in-use profile at the peak of live bytes; write it at exit (`.peak` before the extension) |
 /// | `http` | `host:port` or `:port` | serve the debug endpoint (feature `http`) |
 /// | `symbolize` | `inprocess`/`offline` | where addresses become names (see [`Symbolize`]) |
+/// | `full_stacks` | `1`/`0` | keep the start-up frames (`_start`, `std::rt::lang_start`...) rootward of `main` and of threads' closures |
 ///
 /// A bad value in `HEAPPROF` gives one warning on stderr naming the key and
 /// what is used instead; the other keys still apply. [`Config::from_str`]
@@ -59,6 +60,7 @@ pub struct Config {
     peak: bool,
     http: Option<String>,
     symbolize: Option<Symbolize>,
+    full_stacks: bool,
 }
 
 impl Config {
@@ -114,6 +116,18 @@ impl Config {
         self
     }
 
+    /// Keeps whole stacks: by default a stack begins just leafward of std's
+    /// `__rust_begin_short_backtrace` (at `main`'s caller, or a spawned
+    /// thread's closure), as Rust's own short backtraces do, without the
+    /// start-up frames rootward of it (`_start`, `__libc_start_main`,
+    /// `std::rt::lang_start`, `catch_unwind`, the thread's start-up), which
+    /// are the same in every program. A profile written offline says so,
+    /// and `heapprof symbolize` keeps them too.
+    pub fn full_stacks(mut self, on: bool) -> Self {
+        self.full_stacks = on;
+        self
+    }
+
     /// Applies the configuration: sets the rate, turns on peak tracking,
     /// starts the dump thread, the exit handler and the debug endpoint, as
     /// asked. Errors if the dump directory does not exist or the endpoint
@@ -128,6 +142,9 @@ impl Config {
         }
         if self.peak {
             peak::set_tracking(true);
+        }
+        if self.full_stacks {
+            crate::symbolize::set_full_stacks(true);
         }
         // A dump that cannot start does not keep the endpoint from starting:
         // each says what it could not do, and the rest applies.
@@ -200,6 +217,11 @@ impl Config {
             "peak" => {
                 self.peak = parse_bool(value).ok_or_else(|| bad("1 or 0", "no peak profile"))?;
             }
+            "full_stacks" => {
+                self.full_stacks = parse_bool(value).ok_or_else(|| {
+                    bad("1 or 0", "stacks begin at the program's entry")
+                })?;
+            }
             "http" => {
                 if !value.contains(':') {
                     return Err(bad(
@@ -223,7 +245,7 @@ impl Config {
             }
             _ => {
                 return Err(format!(
-                    "unknown key \"{key}\" ignored (known keys: rate, dump, interval, at_exit, peak, http, symbolize)"
+                    "unknown key \"{key}\" ignored (known keys: rate, dump, interval, at_exit, peak, http, symbolize, full_stacks)"
                 ))
             }
         }
@@ -281,6 +303,9 @@ impl fmt::Display for Config {
                 }
                 .to_owned(),
             );
+        }
+        if self.full_stacks {
+            items.push("full_stacks=1".to_owned());
         }
         f.write_str(&items.join(","))
     }
@@ -366,7 +391,7 @@ mod tests {
     #[test]
     fn every_key_parses() {
         let config: Config =
-            "rate=512k, dump=h-%p.pb.gz,interval=30s,at_exit=1,peak=true,http=:6060,symbolize=offline"
+            "rate=512k, dump=h-%p.pb.gz,interval=30s,at_exit=1,peak=true,http=:6060,symbolize=offline,full_stacks=1"
                 .parse()
                 .unwrap();
         assert_eq!(
@@ -379,6 +404,7 @@ mod tests {
                 .peak(true)
                 .http(":6060")
                 .symbolize(Symbolize::Offline)
+                .full_stacks(true)
         );
         assert_eq!(config.to_string().parse::<Config>().unwrap(), config);
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
@@ -420,5 +446,19 @@ mod tests {
         );
         assert!(parse_bytes("99999999999999999999k").is_none());
         assert!(parse_bytes("12q").is_none());
+    }
+
+    #[test]
+    fn a_bad_full_stacks_value_is_one_line_saying_what_applies() {
+        let err = "full_stacks=sometimes".parse::<Config>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "full_stacks: bad value \"sometimes\" (expected 1 or 0); stacks begin at the program's entry"
+        );
+        assert_eq!(
+            "full_stacks".parse::<Config>().unwrap(),
+            Config::new().full_stacks(true)
+        );
+        assert_eq!("full_stacks=0".parse::<Config>().unwrap(), Config::new());
     }
 }

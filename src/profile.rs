@@ -56,13 +56,7 @@ pub(crate) fn build_with(
 ) -> Result<Profile, Error> {
     let _guard = Guard::enter();
     let raw = build_raw(flavour, counts, comments)?;
-    Ok(match mode {
-        symbolize::Mode::InProcess => {
-            let mut resolver = symbolize::resolver();
-            raw.symbolize_with(|location, _| resolver.resolve(location.address as usize + 1))
-        }
-        symbolize::Mode::Offline => raw,
-    })
+    Ok(symbolize::finish(raw, mode))
 }
 
 /// The profile with addresses only: one location per return address (at

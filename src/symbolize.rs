@@ -10,7 +10,7 @@
 //! outside every lock the allocator takes.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub(crate) use crate::pprof::Frame as SourceFrame;
@@ -39,6 +39,45 @@ pub(crate) fn mode() -> Mode {
     match MODE.load(Ordering::Relaxed) {
         0 => Mode::InProcess,
         _ => Mode::Offline,
+    }
+}
+
+static FULL_STACKS: AtomicBool = AtomicBool::new(false);
+
+/// Keeps (or, by default, cuts) the start-up frames rootward of the
+/// program's entry (see [`crate::pprof::SymbolizeOptions::full_stacks`]).
+pub(crate) fn set_full_stacks(on: bool) {
+    FULL_STACKS.store(on, Ordering::Relaxed);
+}
+
+/// Whether profiles keep the start-up frames rootward of the program's
+/// entry.
+pub(crate) fn full_stacks() -> bool {
+    FULL_STACKS.load(Ordering::Relaxed)
+}
+
+/// `raw`, an address-only profile, finished as `mode` says: named in this
+/// process, its stacks shaped as configured; or left as addresses for
+/// `heapprof symbolize`, with a comment that its stacks are to be kept
+/// whole when they were asked to be (that cut is made when names are
+/// known, so it is the symbolizer's to make).
+pub(crate) fn finish(mut raw: crate::pprof::Profile, mode: Mode) -> crate::pprof::Profile {
+    let full_stacks = full_stacks();
+    match mode {
+        Mode::InProcess => {
+            let mut resolver = resolver();
+            let options = crate::pprof::SymbolizeOptions { full_stacks };
+            raw.symbolize_with_options(options, |location, _| {
+                resolver.resolve(location.address as usize + 1)
+            })
+        }
+        Mode::Offline => {
+            if full_stacks {
+                raw.comments
+                    .push(crate::pprof::FULL_STACKS_COMMENT.to_owned());
+            }
+            raw
+        }
     }
 }
 

@@ -192,6 +192,10 @@ pub struct SymbolizeArgs {
     /// Where to write the symbolized profile (default: NAME.symbolized.pb.gz beside the input).
     #[arg(long, short = 'o', value_name = "PATH")]
     pub output: Option<PathBuf>,
+    /// Keep the start-up frames (_start, std::rt::lang_start, thread start-up) rootward of main
+    /// and of threads' closures, as a profile written with HEAPPROF=full_stacks=1 keeps them anyway.
+    #[arg(long)]
+    pub full_stacks: bool,
 }
 
 /// A fraction of the total: a number from 0 to 1.

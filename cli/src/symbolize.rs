@@ -20,6 +20,7 @@ pub fn run(args: &SymbolizeArgs, out: &mut impl Write) -> Result<()> {
         binaries: args.binary.clone(),
         debug_dirs: args.debug_dir.clone(),
         same_build_id_only: false,
+        full_stacks: args.full_stacks,
     };
     let symbolized = symbolize::symbolize(&options, profile)?;
     let path = args

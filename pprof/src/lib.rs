@@ -23,8 +23,9 @@
 //! * [`Profile::encode`] writes one that `go tool pprof` reads.
 //! * [`Profile::symbolize_with`] turns addresses into functions with a
 //!   resolver the caller brings, and hides the allocation machinery
-//!   ([`is_machinery`]): one mechanism for symbolizing in the profiled
-//!   process and later from the binary on disk.
+//!   ([`is_machinery`]) and the start-up frames rootward of the program's
+//!   entry ([`SymbolizeOptions`]): one mechanism for symbolizing in the
+//!   profiled process and later from the binary on disk.
 //! * [`write_atomically`] writes a file whole or not at all.
 //!
 //! The generated protobuf types stay in [`proto`]; hand-written code
@@ -46,8 +47,8 @@ mod symbolize;
 pub use decode::{MAX_DECOMPRESSED, MAX_VALUE_SUM};
 pub use error::Error;
 pub use file::write_atomically;
-pub use machinery::is_machinery;
-pub use symbolize::{build_id_hex, symbol_names, Frame};
+pub use machinery::{crate_name, is_machinery, symbol_names};
+pub use symbolize::{build_id_hex, Frame, SymbolizeOptions, FULL_STACKS_COMMENT};
 
 /// What a sample value measures, e.g. `alloc_space` in `bytes`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -1,7 +1,8 @@
 //! The one rule for hiding the allocation machinery from the leaf end of a
-//! heap profile's stacks, and the one rule for naming a symbol: both used by
-//! heapprof's in-process symbolizer and by `heapprof symbolize`, so a
-//! profile symbolized either way has the same frames.
+//! heap profile's stacks, the one rule for where a stack begins at its root
+//! end, and the one rule for naming a symbol: all used by heapprof's
+//! in-process symbolizer and by `heapprof symbolize`, so a profile
+//! symbolized either way has the same frames.
 //!
 //! Machinery is recognised by module prefix (heapprof's allocation path
 //! lives in three module trees, so a new file there is covered without
@@ -42,6 +43,27 @@ const MACHINERY_SYMBOLS: &[&str] = &["__rust_", "__rg_", "__rdl_", "_Unwind_", "
 /// toolchain's `/rustc/<commit>/library/...`, a local `rust-src`, and std's
 /// own vendored dependencies such as hashbrown (`/rust/deps/...`).
 const STD_SOURCES: &[&str] = &["/rustc/", "/rustlib/src/rust/library/", "/rust/deps/"];
+
+/// The function std runs a program's `main` and every spawned thread's
+/// closure through, where Rust's own short backtraces end: what lies
+/// rootward of it (`_start`, `__libc_start_main`, `std::rt::lang_start`,
+/// `catch_unwind`, the thread's start-up) is the same in every program.
+const ENTRY_MARKER: &str = "__rust_begin_short_backtrace";
+
+/// Whether a frame is std's `__rust_begin_short_backtrace`, by the last
+/// segment of its path, so that every spelling of it matches: demangled
+/// from legacy or v0 symbols, with or without generic arguments, and the
+/// short name that line-table debug info gives an inlined copy.
+pub(crate) fn is_entry_marker(frame: &Frame) -> bool {
+    let name = frame.name.as_str();
+    // A trait method (`<T as Trait>::f`) is never the marker; anything from
+    // the first '<' on is generic arguments.
+    if name.starts_with('<') {
+        return false;
+    }
+    let path = name.split('<').next().unwrap_or(name);
+    path.trim_end_matches(':').rsplit("::").next() == Some(ENTRY_MARKER)
+}
 
 /// Whether a frame is allocation machinery, judged by its name and by its
 /// source file.
@@ -84,6 +106,30 @@ fn is_runtime_file(file: &str) -> bool {
         .next()
         .is_some_and(|dir| dir.starts_with("heapprof"))
         || workspace.is_some_and(|w| Path::new(root) == w)
+}
+
+/// The crate of a demangled Rust function name (for a trait method
+/// `<Type as Trait>::f`, that of `Type`, or of `Trait` when `Type` is a
+/// primitive); `None` for a name that is no Rust path: a C function, an
+/// object file (`[libc.so.6]`), an address.
+///
+/// ```
+/// use heapprof_pprof::crate_name;
+/// assert_eq!(crate_name("myapp::cache::insert"), Some("myapp"));
+/// assert_eq!(crate_name("<alloc::string::String as core::clone::Clone>::clone"), Some("alloc"));
+/// assert_eq!(crate_name("<str as alloc::borrow::ToOwned>::to_owned"), Some("alloc"));
+/// assert_eq!(crate_name("__libc_start_main"), None);
+/// assert_eq!(crate_name("[libc.so.6]"), None);
+/// ```
+pub fn crate_name(name: &str) -> Option<&str> {
+    let name = name.trim();
+    let krate = crate_of(name);
+    let identifier = krate
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_alphabetic() || c == '_')
+        && krate.chars().all(|c| c.is_alphanumeric() || c == '_');
+    (identifier && name.contains("::")).then_some(krate)
 }
 
 /// The crate a demangled Rust function name belongs to. For a trait method
@@ -130,6 +176,100 @@ fn crate_of(name: &str) -> &str {
 fn first_segment(path: &str) -> &str {
     let end = path.find([':', '<']).unwrap_or(path.len());
     &path[..end]
+}
+
+/// (name, system name) of a symbol, as every heapprof symbolizer names it:
+/// a mangled Rust symbol (legacy `_ZN` or v0 `_R`) demangled without its
+/// hash, with the mangled form as the system name; any other name (a
+/// source-level name from debug info, a C symbol) as it is; no name at all,
+/// the address in hex. Closures are named in one style whatever named them
+/// (`{{closure}}`, for the reason at `CLOSURE`).
+///
+/// ```
+/// use heapprof_pprof::symbol_names;
+/// let (name, system) = symbol_names(Some("_ZN5myapp4main17h0123456789abcdefE"), 0x10);
+/// assert_eq!((name.as_str(), system.as_str()), ("myapp::main", "_ZN5myapp4main17h0123456789abcdefE"));
+/// assert_eq!(symbol_names(Some("malloc"), 0x10).0, "malloc");
+/// assert_eq!(symbol_names(None, 0x10).0, "0x10");
+/// // v0 mangling and debug info number closures; legacy mangling cannot.
+/// assert_eq!(symbol_names(Some("myapp::run::{closure#1}"), 0x10).0, "myapp::run::{{closure}}");
+/// ```
+pub fn symbol_names(raw: Option<&str>, address: u64) -> (String, String) {
+    match raw {
+        Some(raw) if raw.starts_with("_ZN") || raw.starts_with("_R") => {
+            match rustc_demangle::try_demangle(raw) {
+                Ok(name) => (one_closure_style(format!("{name:#}")), raw.to_owned()),
+                Err(_) => (raw.to_owned(), String::new()),
+            }
+        }
+        Some(raw) if !raw.is_empty() => (one_closure_style(raw.to_owned()), String::new()),
+        _ => (format!("{address:#x}"), String::new()),
+    }
+}
+
+/// How every closure is named in a profile heapprof symbolizes: legacy
+/// mangling's `{{closure}}`, which v0 mangling's and debug info's
+/// `{closure#N}` can always be turned into, truthfully; the other way round
+/// would need a closure's index, which a legacy symbol does not have. It is
+/// also what Rust programs' own backtraces print under the default
+/// (legacy) mangling. std, built with v0 mangling, and a program's own
+/// legacy-mangled code otherwise mix the two in one stack. Shims follow
+/// suit: v0's `f::{shim:vtable#0}` is legacy's `f{{vtable.shim}}`.
+const CLOSURE: &str = "{{closure}}";
+
+/// `name` with each `{closure#N}` written as [`CLOSURE`], and each
+/// `::{shim:KIND#N}` as `{{KIND.shim}}`.
+fn one_closure_style(name: String) -> String {
+    if !name.contains("{closure#") && !name.contains("{shim:") {
+        return name;
+    }
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name.as_str();
+    while let Some(at) = rest.find('{') {
+        let (before, from) = rest.split_at(at);
+        match numbered(from) {
+            Some(("closure", len)) => {
+                out.push_str(before);
+                out.push_str(CLOSURE);
+                rest = &from[len..];
+            }
+            Some((kind, len)) => {
+                out.push_str(before.strip_suffix("::").unwrap_or(before));
+                out.push_str("{{");
+                out.push_str(kind);
+                out.push_str(".shim}}");
+                rest = &from[len..];
+            }
+            None => {
+                out.push_str(before);
+                out.push('{');
+                rest = &from[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// For text starting `{closure#N}` or `{shim:KIND#N}`: ("closure" or
+/// KIND, its length).
+fn numbered(text: &str) -> Option<(&str, usize)> {
+    let inner = &text[1..text.find('}')?];
+    let (what, index) = inner.split_once('#')?;
+    if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let kind = match what.strip_prefix("shim:") {
+        Some(kind)
+            if !kind.is_empty() && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+        {
+            kind
+        }
+        Some(_) => return None,
+        None if what == "closure" => what,
+        None => return None,
+    };
+    Some((kind, inner.len() + 2))
 }
 
 #[cfg(test)]
@@ -219,6 +359,97 @@ mod tests {
             "start_thread",
         ] {
             assert!(!is_machinery(&named(name)), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_entry_marker_is_recognised_in_every_spelling() {
+        for name in [
+            "std::sys::backtrace::__rust_begin_short_backtrace",
+            "std::sys::backtrace::__rust_begin_short_backtrace::<fn(), ()>",
+            "std::sys::backtrace::__rust_begin_short_backtrace<std::thread::Builder::spawn_unchecked_::{{closure}}::{{closure}}, ()>",
+            "std::sys_common::backtrace::__rust_begin_short_backtrace",
+            "__rust_begin_short_backtrace<F,T>",
+            "__rust_begin_short_backtrace",
+        ] {
+            assert!(is_entry_marker(&named(name)), "{name}");
+        }
+        for name in [
+            "std::sys::backtrace::__rust_end_short_backtrace",
+            "std::rt::lang_start::{{closure}}",
+            "std::panicking::catch_unwind::<i32, std::sys::backtrace::__rust_begin_short_backtrace>",
+            "<F as std::sys::backtrace::__rust_begin_short_backtrace>::call",
+            "myapp::__rust_begin_short_backtrace_helper",
+            "main",
+        ] {
+            assert!(!is_entry_marker(&named(name)), "{name}");
+        }
+    }
+
+    #[test]
+    fn closures_are_named_in_one_style() {
+        let name = |raw: &str| symbol_names(Some(raw), 0).0;
+        // v0 (std's own mangling): `_RNCNvCs..._5myapp3run0B3_` style symbols
+        // demangle to `{closure#0}`; debug info names closures so too.
+        assert_eq!(
+            name("std::rt::lang_start_internal::{closure#0}"),
+            "std::rt::lang_start_internal::{{closure}}"
+        );
+        assert_eq!(
+            name("std::panic::catch_unwind::<std::rt::lang_start_internal::{closure#12}, isize>"),
+            "std::panic::catch_unwind::<std::rt::lang_start_internal::{{closure}}, isize>"
+        );
+        assert_eq!(name("{closure#0}"), "{{closure}}");
+        assert_eq!(
+            name("_ZN5myapp3run28_$u7b$$u7b$closure$u7d$$u7d$17h0123456789abcdefE"),
+            "myapp::run::{{closure}}"
+        );
+        assert_eq!(
+            name("<F as core::ops::function::FnOnce<()>>::call_once::{shim:vtable#0}"),
+            "<F as core::ops::function::FnOnce<()>>::call_once{{vtable.shim}}"
+        );
+        for unchanged in [
+            "{closure#}",
+            "a::{closure#x}",
+            "a::{closure#1",
+            "{closure#",
+            "{{closure}}",
+            "a::{shim:#0}",
+            "a::{constant#0}",
+            "{",
+        ] {
+            assert_eq!(name(unchanged), unchanged);
+        }
+    }
+
+    #[test]
+    fn v0_closures_demangle_into_the_one_style() {
+        // `myapp::run::{closure#0}` in v0 mangling.
+        let (name, system) = symbol_names(Some("_RNCNvCs1234_5myapp3run0B3_"), 0);
+        assert_eq!(name, "myapp::run::{{closure}}", "{system}");
+    }
+
+    #[test]
+    fn crates_of_names() {
+        assert_eq!(crate_name("heapprof::demo::run"), Some("heapprof"));
+        assert_eq!(
+            crate_name("core::ops::function::FnOnce::call_once"),
+            Some("core")
+        );
+        assert_eq!(
+            crate_name("<&myapp::Key as core::hash::Hash>::hash"),
+            Some("myapp")
+        );
+        for none in [
+            "main",
+            "_start",
+            "[libc.so.6]",
+            "0x1234",
+            "<unknown>",
+            "{{closure}}",
+            "",
+        ] {
+            assert_eq!(crate_name(none), None, "{none}");
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use crate::machinery::is_machinery;
+use crate::machinery::{is_entry_marker, is_machinery};
 use crate::{Function, Label, Line, Location, Mapping, Profile, Sample};
 
 /// One function level of an address; an address in inlined code has
@@ -25,13 +25,32 @@ pub struct Frame {
     pub line: u32,
 }
 
+/// How [`Profile::symbolize_with_options`] shapes stacks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SymbolizeOptions {
+    /// Keep the frames rootward of the program's entry: the C runtime's
+    /// `_start` and `__libc_start_main`, `std::rt::lang_start` and its
+    /// `catch_unwind` closures, a spawned thread's start-up. By default a
+    /// stack that passes through std's `__rust_begin_short_backtrace`
+    /// begins just leafward of it (at `main`'s caller or the thread's
+    /// closure), where Rust's own short backtraces begin.
+    pub full_stacks: bool,
+}
+
+/// The comment by which an address-only profile says its stacks are to be
+/// kept whole when it is symbolized (heapprof writes it with
+/// `full_stacks=1` and `symbolize=offline`; `heapprof symbolize` reads it).
+pub const FULL_STACKS_COMMENT: &str = "heapprof: full stacks";
+
 impl Profile {
     /// This profile with every location that has no lines given the frames
     /// `resolve` finds for it (innermost first; none leaves it an address),
     /// the allocation machinery (heapprof's, the allocator shim's and the
     /// standard library's frames) hidden from the leaf end of each stack,
-    /// and samples that became identical merged. Locations that already
-    /// have lines keep them, so symbolizing twice changes nothing.
+    /// the frames rootward of the program's entry cut from its root end
+    /// (see [`SymbolizeOptions::full_stacks`]), and samples that became
+    /// identical merged. Locations that already have lines keep them, so
+    /// symbolizing twice changes nothing.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -51,6 +70,39 @@ impl Profile {
     /// ```
     pub fn symbolize_with(
         &self,
+        resolve: impl FnMut(&Location, Option<&Mapping>) -> Arc<[Frame]>,
+    ) -> Profile {
+        self.symbolize_with_options(SymbolizeOptions::default(), resolve)
+    }
+
+    /// [`symbolize_with`](Self::symbolize_with), shaping stacks as
+    /// `options` say.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use heapprof_pprof::{Frame, Location, Profile, Sample, SymbolizeOptions, ValueType};
+    ///
+    /// let names = ["app::load", "app::main", "std::sys::backtrace::__rust_begin_short_backtrace", "main"];
+    /// let raw = Profile {
+    ///     sample_types: vec![ValueType::new("alloc_space", "bytes")],
+    ///     locations: (0..4).map(|address| Location { address, ..Location::default() }).collect(),
+    ///     samples: vec![Sample { locations: vec![0, 1, 2, 3], values: vec![64], labels: vec![] }],
+    ///     ..Profile::default()
+    /// };
+    /// let stack = |options| {
+    ///     let named = raw.symbolize_with_options(options, |location, _| {
+    ///         let name = names[location.address as usize].to_owned();
+    ///         Arc::from(vec![Frame { name, ..Frame::default() }])
+    ///     });
+    ///     let sample = &named.samples[0];
+    ///     sample.locations.iter().map(|&l| named.functions[named.locations[l].lines[0].function].name.clone()).collect::<Vec<_>>()
+    /// };
+    /// assert_eq!(stack(SymbolizeOptions::default()), ["app::load", "app::main"]);
+    /// assert_eq!(stack(SymbolizeOptions { full_stacks: true }).len(), 4);
+    /// ```
+    pub fn symbolize_with_options(
+        &self,
+        options: SymbolizeOptions,
         mut resolve: impl FnMut(&Location, Option<&Mapping>) -> Arc<[Frame]>,
     ) -> Profile {
         let frames: Vec<Arc<[Frame]>> = self
@@ -80,10 +132,20 @@ impl Profile {
             .iter()
             .map(|levels| levels.iter().position(|f| !is_machinery(f)))
             .collect();
+        // For each location, its innermost level that is the program's
+        // entry marker, if any.
+        let entry: Vec<Option<usize>> = frames
+            .iter()
+            .map(|levels| match options.full_stacks {
+                true => None,
+                false => levels.iter().position(is_entry_marker),
+            })
+            .collect();
         let mut builder = Builder {
             source: self,
             frames: &frames,
             first_kept: &first_kept,
+            entry: &entry,
             functions: Vec::new(),
             function_index: FxHashMap::default(),
             locations: Vec::new(),
@@ -141,13 +203,15 @@ struct Builder<'a> {
     source: &'a Profile,
     frames: &'a [Arc<[Frame]>],
     first_kept: &'a [Option<usize>],
+    entry: &'a [Option<usize>],
     functions: Vec<Function>,
     function_index: FxHashMap<Frame, usize>,
     locations: Vec<Location>,
     /// Source location -> location, with all its levels.
     whole: Vec<Option<usize>>,
-    /// (source location, inlined levels hidden from it) -> location.
-    location_index: FxHashMap<(usize, usize), usize>,
+    /// (source location, its first and past-the-last levels kept) ->
+    /// location.
+    location_index: FxHashMap<(usize, usize, usize), usize>,
     samples: Vec<Sample>,
     sample_index: FxHashMap<(Vec<usize>, Vec<Label>), usize>,
 }
@@ -162,10 +226,30 @@ impl Builder<'_> {
             .enumerate()
             .find_map(|(i, &l)| Some((i, self.first_kept[l]?)));
         let (start, hidden) = first_kept.unwrap_or((0, 0));
-        let locations: Vec<usize> = sample.locations[start..]
+        // The entry marker nearest the leaf, as Rust's short backtraces cut
+        // at it, provided frames remain between the leaf's machinery and it
+        // (a stack without one, from a thread C code started, is whole).
+        let entry = sample
+            .locations
             .iter()
             .enumerate()
-            .map(|(i, &l)| self.location(l, if i == 0 { hidden } else { 0 }))
+            .find_map(|(i, &l)| Some((i, self.entry[l]?)))
+            .filter(|&marker| marker > (start, hidden));
+        // Past the last (location, level) kept.
+        let (end, end_level) = entry.unwrap_or((sample.locations.len(), 0));
+        let last = if end_level == 0 { end } else { end + 1 };
+        let locations: Vec<usize> = sample.locations[start..last]
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| {
+                let first = if i == 0 { hidden } else { 0 };
+                let past = if start + i == end {
+                    end_level
+                } else {
+                    self.frames[l].len()
+                };
+                self.location(l, first, past)
+            })
             .collect();
         match self.sample_index.entry((locations, sample.labels.clone())) {
             Entry::Occupied(entry) => {
@@ -186,16 +270,20 @@ impl Builder<'_> {
         }
     }
 
-    fn location(&mut self, source: usize, hidden: usize) -> usize {
-        let known = match hidden {
-            0 => self.whole[source],
-            _ => self.location_index.get(&(source, hidden)).copied(),
+    /// The location of `source` with its levels `first..past`.
+    fn location(&mut self, source: usize, first: usize, past: usize) -> usize {
+        let frames = Arc::clone(&self.frames[source]);
+        let past = past.min(frames.len());
+        let first = first.min(past);
+        let whole = first == 0 && past == frames.len();
+        let known = match whole {
+            true => self.whole[source],
+            false => self.location_index.get(&(source, first, past)).copied(),
         };
         if let Some(index) = known {
             return index;
         }
-        let frames = Arc::clone(&self.frames[source]);
-        let lines = frames[hidden.min(frames.len())..]
+        let lines = frames[first..past]
             .iter()
             .map(|frame| Line {
                 function: self.function(frame),
@@ -210,10 +298,10 @@ impl Builder<'_> {
             lines,
             is_folded: original.is_folded,
         });
-        match hidden {
-            0 => self.whole[source] = Some(index),
-            _ => {
-                self.location_index.insert((source, hidden), index);
+        match whole {
+            true => self.whole[source] = Some(index),
+            false => {
+                self.location_index.insert((source, first, past), index);
             }
         }
         index
@@ -234,32 +322,6 @@ impl Builder<'_> {
             });
             next
         })
-    }
-}
-
-/// (name, system name) of a symbol, as every heapprof symbolizer names it:
-/// a mangled Rust symbol (legacy `_ZN` or v0 `_R`) demangled without its
-/// hash, with the mangled form as the system name; any other name (a
-/// source-level name from debug info, a C symbol) as it is; no name at all,
-/// the address in hex.
-///
-/// ```
-/// use heapprof_pprof::symbol_names;
-/// let (name, system) = symbol_names(Some("_ZN5myapp4main17h0123456789abcdefE"), 0x10);
-/// assert_eq!((name.as_str(), system.as_str()), ("myapp::main", "_ZN5myapp4main17h0123456789abcdefE"));
-/// assert_eq!(symbol_names(Some("malloc"), 0x10).0, "malloc");
-/// assert_eq!(symbol_names(None, 0x10).0, "0x10");
-/// ```
-pub fn symbol_names(raw: Option<&str>, address: u64) -> (String, String) {
-    match raw {
-        Some(raw) if raw.starts_with("_ZN") || raw.starts_with("_R") => {
-            match rustc_demangle::try_demangle(raw) {
-                Ok(name) => (format!("{name:#}"), raw.to_owned()),
-                Err(_) => (raw.to_owned(), String::new()),
-            }
-        }
-        Some(raw) if !raw.is_empty() => (raw.to_owned(), String::new()),
-        _ => (format!("{address:#x}"), String::new()),
     }
 }
 

@@ -1,10 +1,16 @@
 //! An SVG flamegraph of one sample type via inferno, counting bytes (or
-//! objects) with the memory palette.
+//! objects), its frames coloured by crate: the program's own, the standard
+//! library's, other crates', and frames of no crate (C functions, object
+//! files), each a hue of its own whatever the profile, each name always the
+//! same shade of it.
 
 use std::io::Write;
 
-use heapprof_pprof::{Profile, ValueType};
-use inferno::flamegraph::{self as inferno_flamegraph, color::BasicPalette, color::Palette};
+use std::collections::{BTreeMap, BTreeSet};
+
+use heapprof_pprof::{crate_name, Profile, ValueType};
+use inferno::flamegraph::color::{BasicPalette, Color, Palette, PaletteMap};
+use inferno::flamegraph::{self as inferno_flamegraph};
 use inferno::flamegraph::{Direction, Options as InfernoOptions};
 
 use crate::stacks::{self, Names, Selection};
@@ -69,7 +75,10 @@ pub fn write(options: &Options, profile: &Profile, out: &mut impl Write) -> Resu
         let note = format!("No sample has a positive {} value.", sample_type.r#type);
         return write_empty(&title, &note, out);
     }
+    let colours = CrateColours::of(&lines);
+    let mut palette = colours.palette();
     let mut inferno = inferno_options(sample_type, title, options);
+    inferno.palette_map = Some(&mut palette);
     let count_name = inferno.count_name.clone();
     let amount = |value: i64| amount(value, &sample_type.unit, &count_name);
     let mut subtitle = format!("{} in all", amount(total));
@@ -80,6 +89,8 @@ pub fn write(options: &Options, profile: &Profile, out: &mut impl Write) -> Resu
             period_type.r#type
         ));
     }
+    subtitle.push_str("; ");
+    subtitle.push_str(&colours.key());
     inferno.subtitle = Some(subtitle);
     let mut svg = Vec::new();
     render(&mut inferno, &lines, &mut svg)?;
@@ -154,7 +165,149 @@ pub(crate) fn retitle(svg: &str, title: impl Fn(&str, u64, u64) -> String) -> St
     out
 }
 
-/// inferno options for memory: counts named after the unit, memory palette.
+/// Which part of a program a frame is, for its colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Part {
+    /// The crate of the program's root frames.
+    Program,
+    /// std, core or alloc.
+    Std,
+    /// Any other crate.
+    Dependency,
+    /// No Rust crate: a C function, an object file, an address.
+    NoCrate,
+}
+
+/// The standard library's crates, one colour.
+const STD_CRATES: &[&str] = &["std", "core", "alloc"];
+
+impl Part {
+    /// What the flamegraph's key calls it.
+    fn describe(self, program: &str) -> String {
+        let (what, colour) = match self {
+            Part::Program => (program, "orange"),
+            Part::Std => ("std/core/alloc", "blue"),
+            Part::Dependency => ("other crates", "purple"),
+            Part::NoCrate => ("no crate (C, object files)", "grey"),
+        };
+        format!("{what} {colour}")
+    }
+
+    /// The colour of a frame named `name` in this part: the part's hue, in
+    /// a shade that depends on the name only, so neighbours differ and a
+    /// function has the same colour in every graph.
+    fn colour(self, name: &str) -> Color {
+        let hash = fnv1a(name);
+        let shade = |range: (u8, u8), shift: u32| {
+            let span = u64::from(range.1 - range.0) + 1;
+            range.0 + ((hash >> shift) % span) as u8
+        };
+        match self {
+            Part::Program => Color {
+                r: shade((225, 255), 0),
+                g: shade((95, 165), 16),
+                b: shade((30, 70), 32),
+            },
+            Part::Std => Color {
+                r: shade((80, 130), 0),
+                g: shade((150, 195), 16),
+                b: shade((225, 255), 32),
+            },
+            Part::Dependency => Color {
+                r: shade((180, 215), 0),
+                g: shade((110, 145), 16),
+                b: shade((205, 240), 32),
+            },
+            Part::NoCrate => {
+                let grey = shade((175, 215), 0);
+                Color {
+                    r: grey,
+                    g: grey,
+                    b: grey,
+                }
+            }
+        }
+    }
+}
+
+/// FNV-1a, 64 bits: a fixed hash, the same in every run and build.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The colour of every frame of a flamegraph, by crate.
+struct CrateColours {
+    /// The crate of the program's root frames, if any has one.
+    program: Option<String>,
+    /// Each frame name's part.
+    parts: BTreeMap<String, Part>,
+}
+
+impl CrateColours {
+    /// The colours of the frames of folded `lines` (`stack value`). The
+    /// program is the crate that most of the value's stacks first reach
+    /// from the root outside std (`main` under `FnOnce::call_once`, a
+    /// thread's closure), ties going to the first name.
+    fn of(lines: &[String]) -> CrateColours {
+        let mut roots: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut names: BTreeSet<&str> = BTreeSet::new();
+        for line in lines {
+            let (stack, value) = line.rsplit_once(' ').unwrap_or((line, "0"));
+            let value: i64 = value.parse().unwrap_or(0);
+            names.extend(stack.split(';'));
+            let root = stack
+                .split(';')
+                .filter_map(crate_name)
+                .find(|krate| !STD_CRATES.contains(krate));
+            if let Some(root) = root {
+                *roots.entry(root).or_default() += value;
+            }
+        }
+        let program = roots
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+            .map(|(krate, _)| (*krate).to_owned());
+        let parts = names
+            .into_iter()
+            .map(|name| {
+                let part = match crate_name(name) {
+                    None => Part::NoCrate,
+                    Some(krate) if STD_CRATES.contains(&krate) => Part::Std,
+                    Some(krate) if Some(krate) == program.as_deref() => Part::Program,
+                    Some(_) => Part::Dependency,
+                };
+                (name.to_owned(), part)
+            })
+            .collect();
+        CrateColours { program, parts }
+    }
+
+    /// Every frame's colour, for inferno.
+    fn palette(&self) -> PaletteMap {
+        let mut palette = PaletteMap::default();
+        // inferno's root frame ("all", the total; named "" inside) would
+        // otherwise be a random green.
+        palette.insert("", Part::NoCrate.colour("all"));
+        for (name, part) in &self.parts {
+            palette.insert(name, part.colour(name));
+        }
+        palette
+    }
+
+    /// The key to the colours the graph shows: `colours: myapp orange,
+    /// std/core/alloc blue, ...`.
+    fn key(&self) -> String {
+        let shown: BTreeSet<Part> = self.parts.values().copied().collect();
+        let program = self.program.as_deref().unwrap_or("");
+        let parts: Vec<String> = shown.iter().map(|p| p.describe(program)).collect();
+        format!("colours: {}", parts.join(", "))
+    }
+}
+
+/// inferno options for memory: counts named after the unit, memory palette
+/// (for graphs that colour frames by name, not by crate).
 pub(crate) fn inferno_options(
     sample_type: &ValueType,
     title: String,
@@ -238,7 +391,7 @@ mod tests {
             drawn.contains("<title>parse (1.50MB, 33.33%)</title>"),
             "{drawn}"
         );
-        assert!(drawn.contains(">4.50MB in all; sampling period 512kB of space<"));
+        assert!(drawn.contains(">4.50MB in all; sampling period 512kB of space; colours: "));
         let objects = profile(&["inuse_objects"], &[("main;cache", &[1234])]);
         assert!(svg(&objects).contains("<title>cache (1,234 objects, 100%)</title>"));
     }
@@ -256,5 +409,70 @@ mod tests {
         for name in ["[libc.so.6]", "[server]", "&lt;unknown&gt;", "main"] {
             assert!(svg.contains(&format!("<title>{name} (")), "{name} in {svg}");
         }
+    }
+
+    /// The fill of the frame whose tooltip begins `name (`.
+    fn fill(svg: &str, name: &str) -> (u8, u8, u8) {
+        let title = format!(
+            "<title>{} (",
+            name.replace('<', "&lt;").replace('>', "&gt;")
+        );
+        let at = svg
+            .find(&title)
+            .unwrap_or_else(|| panic!("{name} in {svg}"));
+        let rgb = &svg[at..];
+        let rgb = &rgb[rgb.find("fill=\"rgb(").unwrap() + 10..];
+        let rgb = &rgb[..rgb.find(')').unwrap()];
+        let v: Vec<u8> = rgb.split(',').map(|c| c.trim().parse().unwrap()).collect();
+        (v[0], v[1], v[2])
+    }
+
+    #[test]
+    fn frames_are_coloured_by_crate_the_same_in_every_graph() {
+        let stacks: &[(&str, &[i64])] = &[
+            (
+                "core::ops::function::FnOnce::call_once;myapp::main;myapp::load;alloc::raw_vec::finish_grow",
+                &[600],
+            ),
+            ("core::ops::function::FnOnce::call_once;myapp::main;serde_json::de::from_str", &[300]),
+            ("[libc.so.6];c_callback;rayon_core::registry::main_loop;myapp::work", &[100]),
+        ];
+        let drawn = svg(&profile(&["inuse_space"], stacks));
+        let warm = |(r, g, b): (u8, u8, u8)| r > g && g > b;
+        let blue = |(r, g, b): (u8, u8, u8)| b > g && g > r;
+        let purple = |(r, g, b): (u8, u8, u8)| r > g && b > g && b.abs_diff(r) < 60;
+        let grey = |(r, g, b): (u8, u8, u8)| r == g && g == b;
+        for name in ["myapp::main", "myapp::load", "myapp::work"] {
+            assert!(warm(fill(&drawn, name)), "{name}: {:?}", fill(&drawn, name));
+        }
+        for name in [
+            "core::ops::function::FnOnce::call_once",
+            "alloc::raw_vec::finish_grow",
+        ] {
+            assert!(blue(fill(&drawn, name)), "{name}: {:?}", fill(&drawn, name));
+        }
+        for name in [
+            "serde_json::de::from_str",
+            "rayon_core::registry::main_loop",
+        ] {
+            assert!(
+                purple(fill(&drawn, name)),
+                "{name}: {:?}",
+                fill(&drawn, name)
+            );
+        }
+        for name in ["[libc.so.6]", "c_callback", "all"] {
+            assert!(grey(fill(&drawn, name)), "{name}: {:?}", fill(&drawn, name));
+        }
+        assert!(
+            drawn.contains("; colours: myapp orange, std/core/alloc blue, other crates purple, no crate (C, object files) grey<"),
+            "{drawn}"
+        );
+        // Not random: the same graph twice, and a name's colour in another
+        // graph whose program is the same.
+        assert_eq!(drawn, svg(&profile(&["inuse_space"], stacks)));
+        let other = svg(&profile(&["inuse_space"], &stacks[..1]));
+        assert_eq!(fill(&other, "myapp::load"), fill(&drawn, "myapp::load"));
+        assert_ne!(fill(&drawn, "myapp::load"), fill(&drawn, "myapp::main"));
     }
 }

@@ -2,8 +2,9 @@
 //! frames, from the binaries on disk, for profiles written with
 //! `symbolize=offline`. Each mapping is matched to a file by its build id
 //! (a stripped binary's debug info may be a separate file, found in a debug
-//! directory); the profile model's own `Profile::symbolize_with` then hides
-//! the allocation machinery and merges samples exactly as in-process
+//! directory); the profile model's own `Profile::symbolize_with_options`
+//! then hides the allocation machinery, cuts the start-up frames rootward of
+//! the program's entry and merges samples exactly as in-process
 //! symbolization does, so both give the same profile.
 
 use std::collections::HashMap;
@@ -11,7 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use addr2line::Loader;
-use heapprof_pprof::{build_id_hex, symbol_names, Frame, Location, Mapping, Profile};
+use heapprof_pprof::{
+    build_id_hex, symbol_names, Frame, Location, Mapping, Profile, SymbolizeOptions,
+    FULL_STACKS_COMMENT,
+};
 use object::{Object, ObjectSegment};
 
 use crate::Error;
@@ -31,6 +35,10 @@ pub struct Options {
     /// one is left as addresses. For a profile from elsewhere, whose paths
     /// may hold another build on this machine.
     pub same_build_id_only: bool,
+    /// Keep the start-up frames rootward of the program's entry (see
+    /// [`SymbolizeOptions::full_stacks`]); also kept, without this, for a
+    /// profile whose comments say it was written with `full_stacks=1`.
+    pub full_stacks: bool,
 }
 
 /// A symbolized profile, and how far symbolization got.
@@ -67,7 +75,11 @@ pub fn symbolize(options: &Options, profile: &Profile) -> Result<Symbolized, Err
     let mut resolvers: HashMap<usize, Option<Resolver>> = HashMap::new();
     let mut resolved = 0usize;
     let mut unresolved = 0usize;
-    let symbolized = profile.symbolize_with(|location, mapping| {
+    let shape = SymbolizeOptions {
+        full_stacks: options.full_stacks
+            || profile.comments.iter().any(|c| c == FULL_STACKS_COMMENT),
+    };
+    let symbolized = profile.symbolize_with_options(shape, |location, mapping| {
         let frames = location.mapping.zip(mapping).and_then(|(index, mapping)| {
             let resolver = resolvers.entry(index).or_insert_with(|| {
                 if options.same_build_id_only && mapping.build_id.is_empty() {
