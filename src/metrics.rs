@@ -198,7 +198,7 @@ static CATALOG: [Metric; 14] = [
         "bytes",
         Gauge,
         Source::Stats(|s| s.profiler_bytes),
-        "Heap bytes heapprof itself holds (its tables, caches and profile writes under way), not in /heap/live:bytes."
+        "Bytes heapprof itself holds (its tables, caches, the mapped levels of its live-block map and profile writes under way), not in /heap/live:bytes."
     ),
 ];
 
