@@ -184,7 +184,7 @@ static CATALOG: [Metric; 14] = [
         "buckets",
         Gauge,
         Source::Table(|(_, buckets, _)| buckets),
-        "Distinct (stack, object size) buckets in the heap profile table."
+        "Distinct (stack, size class) buckets in the heap profile table."
     ),
     metric!(
         "/profile/dropped",
