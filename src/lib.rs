@@ -19,7 +19,7 @@
 //! distribution. An allocation of `s` bytes is therefore sampled with
 //! probability `p = 1 - exp(-s / rate)`; the stack of each sampled allocation
 //! is captured, and when the block is freed that is recorded too. Samples are
-//! aggregated per (stack, object size) bucket and written weighted by `1/p`,
+//! aggregated per (stack, size class) bucket and written weighted by `1/p`,
 //! so every figure in a profile is an unbiased estimate of the true total. A
 //! site that allocated `B` bytes has a relative error of about
 //! `1/sqrt(B / rate)`; at rate 1 every allocation is recorded and the figures

@@ -191,7 +191,7 @@ static CATALOG: [Metric; 22] = [
         "buckets",
         Gauge,
         Source::Table(|(_, buckets, _)| buckets),
-        "Distinct (stack, object size) buckets in the heap profile table."
+        "Distinct (stack, size class) buckets in the heap profile table."
     ),
     metric!(
         "/profile/dropped",
@@ -205,7 +205,7 @@ static CATALOG: [Metric; 22] = [
         "bytes",
         Gauge,
         Source::Stats(|s| s.profiler_bytes),
-        "Heap bytes heapprof itself holds (its tables, caches and profile writes under way), not in /heap/live:bytes."
+        "Bytes heapprof itself holds (its tables, caches, the mapped levels of its live-block map and profile writes under way), not in /heap/live:bytes."
     ),
     metric!(
         "/memory/classes/heap/live",

@@ -78,7 +78,9 @@ fn build_raw(
         Counts::Since(base) => {
             for (now, then) in snapshot.buckets.iter_mut().zip(&base) {
                 now.allocs = now.allocs.saturating_sub(then.allocs);
+                now.alloc_bytes = now.alloc_bytes.saturating_sub(then.alloc_bytes);
                 now.frees = now.frees.saturating_sub(then.frees);
+                now.free_bytes = now.free_bytes.saturating_sub(then.free_bytes);
             }
         }
     }
@@ -99,22 +101,20 @@ fn build_raw(
             .iter()
             .map(|&address| builder.location(address))
             .collect();
-        let scale = sampler::weight(bucket.size, bucket.rate);
-        let allocated = bucket.allocs as f64;
-        let in_use = bucket.allocs as f64 - bucket.frees as f64;
-        let size = bucket.size as f64;
+        let (alloc_objects, alloc_space) =
+            scale_heap_sample(bucket.allocs as i64, bucket.alloc_bytes as i64, bucket.rate);
+        let (inuse_objects, inuse_space) = scale_heap_sample(
+            bucket.allocs as i64 - bucket.frees as i64,
+            bucket.alloc_bytes as i64 - bucket.free_bytes as i64,
+            bucket.rate,
+        );
         samples.push(Sample {
             locations,
-            values: vec![
-                (allocated * scale) as i64,
-                (allocated * size * scale) as i64,
-                (in_use * scale) as i64,
-                (in_use * size * scale) as i64,
-            ],
+            values: vec![alloc_objects, alloc_space, inuse_objects, inuse_space],
             labels: vec![Label {
                 key: "bytes".to_owned(),
                 value: LabelValue::Num {
-                    value: bucket.size as i64,
+                    value: average_size(bucket),
                     unit: String::new(),
                 },
             }],
@@ -166,6 +166,31 @@ fn build_raw(
         },
         ..Profile::default()
     })
+}
+
+/// Go's `scaleHeapSample`: the unsampled estimate of `count` sampled
+/// objects totalling `bytes`, weighting them all by their average size.
+/// At rate 1 (or below) they are every allocation: unscaled.
+fn scale_heap_sample(count: i64, bytes: i64, rate: u64) -> (i64, i64) {
+    if rate <= 1 {
+        return (count, bytes);
+    }
+    if count == 0 || bytes == 0 {
+        return (0, 0);
+    }
+    // In-use figures of a difference of profiles may be negative.
+    let scale = sampler::weight((bytes as f64 / count as f64).abs(), rate);
+    ((count as f64 * scale) as i64, (bytes as f64 * scale) as i64)
+}
+
+/// The `bytes` label of a bucket: its average object size, as Go writes
+/// it (of the frees, when a difference has no allocations).
+fn average_size(bucket: &table::Bucket) -> i64 {
+    let (count, bytes) = match bucket.allocs {
+        0 => (bucket.frees, bucket.free_bytes),
+        allocs => (allocs, bucket.alloc_bytes),
+    };
+    bytes.checked_div(count).unwrap_or(0) as i64
 }
 
 struct RawBuilder<'a> {

@@ -1,7 +1,7 @@
 //! Exact counters, the `MemStats` of heapprof: [`stats`] for the process,
 //! [`measure`] for a closure on the current thread.
 
-use crate::core::{counters, peak};
+use crate::core::{blocks, counters, peak};
 
 /// The process's allocation counters, exact (not sampled), read by
 /// [`stats`]. Every allocation of the program through the global allocator
@@ -36,8 +36,10 @@ pub struct Stats {
     /// The highest `live_bytes` seen; exact to within 256 KiB per thread
     /// that was allocating at the peak.
     pub peak_live_bytes: u64,
-    /// Heap bytes heapprof itself holds, not in `live_bytes`: its sample
-    /// table and caches, and what profile writes under way hold.
+    /// Bytes heapprof itself holds, not in `live_bytes`: its sample table
+    /// and caches, what profile writes under way hold, and the levels its
+    /// map of live sampled blocks mapped from the kernel past the first (in
+    /// exact mode, 16 to 32 bytes per live block).
     pub profiler_bytes: u64,
     /// The process's resident set size from the OS (0 if unknown).
     pub resident_bytes: u64,
@@ -74,7 +76,7 @@ pub fn stats() -> Stats {
         freed_bytes: totals.free_bytes,
         frees: totals.frees,
         peak_live_bytes: peak::peak_bytes().max(totals.live_bytes()),
-        profiler_bytes: counters::own_totals().live_bytes(),
+        profiler_bytes: counters::own_totals().live_bytes() + blocks::mapped_bytes(),
         resident_bytes,
         virtual_bytes,
     }

@@ -1,7 +1,7 @@
 //! Pathological stacks: very deep recursion is cut at `heapprof::MAX_DEPTH`
-//! frames and marked `[truncated]` at its root end; more distinct (stack,
-//! size) buckets than the table holds are dropped, counted and reported,
-//! while the table stays within its bound.
+//! frames and marked `[truncated]` at its root end; more distinct stacks
+//! than the table holds are dropped, counted and reported, while the table
+//! stays within its bound.
 
 mod common;
 
@@ -27,11 +27,25 @@ fn deep_leaf() -> Vec<u8> {
     vec![9u8; 4321]
 }
 
+/// Allocates at the end of one of `2^depth` distinct stacks, `path`'s bits
+/// choosing at each level whether the recursion passes through
+/// [`odd_step`].
 #[inline(never)]
-fn many_sizes(count: usize) {
-    for size in 1..=count {
-        black_box(vec![0u8; size]);
+fn many_stacks(path: u32, depth: u32) {
+    if depth == 0 {
+        black_box(vec![0u8; 8]);
+    } else if path & 1 == 0 {
+        many_stacks(black_box(path >> 1), depth - 1);
+    } else {
+        odd_step(black_box(path >> 1), depth - 1);
     }
+    black_box(());
+}
+
+#[inline(never)]
+fn odd_step(path: u32, depth: u32) {
+    many_stacks(path, depth);
+    black_box(());
 }
 
 #[test]
@@ -72,9 +86,12 @@ fn deep_stacks_are_truncated_and_a_full_table_drops_and_reports() {
     );
     drop(kept);
 
-    // Each size is a bucket of its own: more than the table holds.
-    let sizes = 140_000;
-    many_sizes(sizes);
+    // Each stack is a bucket of its own: more than the table holds.
+    let depth = 17;
+    let stacks = 1usize << depth;
+    for path in 0..stacks as u32 {
+        many_stacks(path, depth);
+    }
     let path = dir.join("full.pb.gz");
     heapprof::write_heap_profile(&path).unwrap();
     heapprof::set_sample_rate(heapprof::DEFAULT_RATE as usize);
@@ -86,11 +103,11 @@ fn deep_stacks_are_truncated_and_a_full_table_drops_and_reports() {
             let leaf = &profile.locations[s.locations[0]];
             profile.functions[leaf.lines[0].function]
                 .name
-                .ends_with("many_sizes")
+                .ends_with("many_stacks")
         })
         .count();
     assert!(
-        recorded < sizes && recorded > 100_000,
+        recorded < stacks && recorded > 30_000,
         "{recorded} buckets recorded"
     );
     assert!(
@@ -100,7 +117,7 @@ fn deep_stacks_are_truncated_and_a_full_table_drops_and_reports() {
     let dropped = common::dropped_samples(&profile) as usize;
     assert!(dropped > 0, "a dropped-samples comment");
     assert!(
-        dropped >= sizes - recorded,
+        dropped >= stacks - recorded,
         "{dropped} dropped, {recorded} recorded"
     );
 }

@@ -2,32 +2,61 @@
 //! bucket, so that freeing one updates the in-use figures.
 //!
 //! `dealloc` runs for every block and almost none were sampled, so the check
-//! must cost next to nothing and never lock. Two static tables, both in .bss
-//! (their untouched pages cost no memory):
+//! must cost next to nothing and never lock. Two structures:
 //!
 //! * `FILTER`, a counting filter of 64 Ki one-byte counters indexed by a hash
-//!   of the address. A free whose counter is zero was certainly not sampled:
-//!   one relaxed load from a 64 KiB table. That is the whole fast path.
-//! * `SLOTS`, a lock-free open-addressing map from address to bucket index,
-//!   consulted only when the filter says "maybe". Linear probing over at most
-//!   `MAX_PROBE` slots; removal leaves a tombstone that a later insert reuses.
+//!   of the address, in .bss. A free whose counter is zero was certainly not
+//!   sampled: one relaxed load from a 64 KiB table. That is the whole fast
+//!   path.
+//! * The map, a lock-free open-addressing map from address to bucket index,
+//!   consulted only when the filter says "maybe". It is a short list of
+//!   levels of doubling size: the first (2^17 slots) is a static in .bss, the
+//!   others are mapped from the kernel when the ones before are full, so that
+//!   exact mode (rate 1) can hold every live block of a program with
+//!   millions of them. Within a level, linear probing over at most
+//!   `MAX_PROBE` slots; removal leaves a tombstone that a later insert
+//!   reuses.
 //!
 //! Every address is inserted after the inner allocator handed it out and
 //! removed before it is handed back, so one address is never in the map twice
 //! and its insert happens-before its removal (through whatever the program used
 //! to pass the pointer between threads).
 //!
-//! Bound: `CAPACITY` slots (2 MiB). At the default rate a process holds about
-//! live-heap / 512 KiB sampled blocks, far below it; in exact mode (rate 1)
-//! every live block needs a slot, and blocks that find none are not recorded
-//! and are counted as dropped.
+//! An insert tries each level's probe window in order and takes the first
+//! empty or tombstoned slot. A slot never becomes empty again, so a remove
+//! that meets an empty slot may stop there, in whatever level: the insert
+//! of its address saw that slot empty too, and would have taken it rather
+//! than look further. A level is published (Release) before any insert puts
+//! an address into it, so a remove, which happens after that insert, sees
+//! it (Acquire).
 //!
-//! Nothing here locks, allocates or panics: both tables are fixed-size
-//! statics, and a full probe window makes a dropped sample, not a wait.
+//! Levels are mapped with `mmap`, never through an allocator, and never
+//! freed: growing takes no lock (racing threads each map a level, one
+//! publishes it, the others unmap theirs), so nothing here can wait on a
+//! thread that `fork` left behind, and a child inherits the levels as they
+//! are. Their bytes count in heapprof's own memory ([`mapped_bytes`]).
+//!
+//! Bound: `LEVELS` levels of 2^17 to 2^24 slots of 16 bytes: 33,423,360
+//! slots, 510 MiB in all (2 MiB in .bss, the rest mapped as needed; pages
+//! cost memory only once touched). The map costs 16 to 32 bytes per live
+//! sampled block (a level is mapped when the ones before are about full,
+//! doubling the slots). At the default rate a process holds about
+//! live-heap / 512 KiB sampled blocks and never leaves the first level; in
+//! exact mode every live block needs a slot, and past about 33 million live
+//! blocks (or if the kernel refuses a mapping) blocks that find no slot are
+//! not recorded and are counted as dropped.
+//!
+//! Nothing here locks, allocates or panics, and a full map makes a dropped
+//! sample, not a wait.
 
-use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
-const CAPACITY: usize = 1 << 17;
+use crate::sys;
+
+/// Slots of the first level, as a power of two.
+const FIRST_LEVEL_BITS: u32 = 17;
+/// Levels of the map: 2^17, 2^18, ... 2^24 slots.
+const LEVELS: usize = 8;
 const MAX_PROBE: usize = 64;
 const FILTER_LEN: usize = 1 << 16;
 
@@ -38,17 +67,26 @@ const CLAIMED: usize = 2;
 /// A counter that overflowed stays saturated: it then only costs false hits.
 const SATURATED: u8 = u8::MAX;
 
+/// All zero bits is an empty slot, so a fresh mapping is an empty level.
 struct Slot {
     addr: AtomicUsize,
     bucket: AtomicU32,
 }
 
-static SLOTS: [Slot; CAPACITY] = [const {
+static FIRST_LEVEL: [Slot; 1 << FIRST_LEVEL_BITS] = [const {
     Slot {
         addr: AtomicUsize::new(EMPTY),
         bucket: AtomicU32::new(0),
     }
-}; CAPACITY];
+}; 1 << FIRST_LEVEL_BITS];
+
+/// The mapped levels, 1 to `LEVELS - 1` (entry 0 is unused): null until
+/// published, then never changed.
+static MAPPED_LEVELS: [AtomicPtr<Slot>; LEVELS] =
+    [const { AtomicPtr::new(std::ptr::null_mut()) }; LEVELS];
+
+/// Bytes of the published mapped levels.
+static MAPPED_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 /// A counting filter of sampled addresses.
 pub(crate) type Filter = [AtomicU8; FILTER_LEN];
@@ -64,6 +102,11 @@ pub(crate) static UNREGISTERED: Filter = [const { AtomicU8::new(1) }; FILTER_LEN
 /// The real filter.
 pub(crate) fn filter() -> &'static Filter {
     &FILTER
+}
+
+/// Bytes the map has mapped beyond its first level: heapprof's own memory.
+pub(crate) fn mapped_bytes() -> u64 {
+    MAPPED_BYTES.load(Ordering::Relaxed) as u64
 }
 
 #[inline(always)]
@@ -86,9 +129,16 @@ fn filter_counter(addr: usize) -> &'static AtomicU8 {
     &FILTER[filter_index(addr)]
 }
 
+/// Slots in level `level`.
+const fn level_len(level: usize) -> usize {
+    1 << (FIRST_LEVEL_BITS as usize + level)
+}
+
+/// Where `addr` starts probing in a level of `len` slots: the hash's top
+/// bits, more of them in larger levels.
 #[inline(always)]
-fn home_slot(addr: usize) -> usize {
-    (mix(addr).rotate_left(24) as usize) & (CAPACITY - 1)
+fn home_slot(addr: usize, len: usize) -> usize {
+    (mix(addr).rotate_left(24) as usize) & (len - 1)
 }
 
 /// Whether `addr` may be a sampled block: false means certainly not.
@@ -103,13 +153,64 @@ pub(crate) fn may_be_sampled_in(filter: &Filter, addr: *mut u8) -> bool {
     filter[filter_index(addr as usize)].load(Ordering::Relaxed) != 0
 }
 
+/// Level `level` if it is published.
+fn level(level: usize) -> Option<&'static [Slot]> {
+    if level == 0 {
+        return Some(&FIRST_LEVEL);
+    }
+    let slots = MAPPED_LEVELS[level].load(Ordering::Acquire);
+    // SAFETY: a published pointer is the start of a mapping of
+    // `level_len(level)` zero-initialized slots (all-zero atomics are valid)
+    // that is never unmapped, and is only ever accessed atomically.
+    (!slots.is_null()).then(|| unsafe { std::slice::from_raw_parts(slots, level_len(level)) })
+}
+
+/// Level `level`, mapping and publishing it if no thread has yet; `None` if
+/// the kernel refuses the memory.
+fn level_or_grow(index: usize) -> Option<&'static [Slot]> {
+    if let Some(slots) = level(index) {
+        return Some(slots);
+    }
+    let bytes = level_len(index) * std::mem::size_of::<Slot>();
+    let mapped = sys::map_zeroed(bytes)?.cast::<Slot>();
+    match MAPPED_LEVELS[index].compare_exchange(
+        std::ptr::null_mut(),
+        mapped,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        Ok(_) => {
+            MAPPED_BYTES.fetch_add(bytes, Ordering::Relaxed);
+        }
+        // SAFETY: another thread published its level first; ours was
+        // never published, so nothing else points into it.
+        Err(_) => unsafe { sys::unmap(mapped.cast(), bytes) },
+    }
+    level(index)
+}
+
 /// Records that `addr` is a sampled block of `bucket`. False when no slot was
-/// free within the probe window (the caller counts the sample as dropped).
+/// free within the probe window of any level, and no further level could be
+/// had (the caller counts the sample as dropped).
 pub(crate) fn insert(addr: *mut u8, bucket: u32) -> bool {
     let addr = addr as usize;
-    let home = home_slot(addr);
+    for index in 0..LEVELS {
+        // Levels are published in order: a remove stops at the first
+        // missing one, so an insert must not skip one it could not have.
+        let Some(slots) = level_or_grow(index) else {
+            return false;
+        };
+        if insert_in(slots, addr, bucket) {
+            return true;
+        }
+    }
+    false
+}
+
+fn insert_in(slots: &[Slot], addr: usize, bucket: u32) -> bool {
+    let home = home_slot(addr, slots.len());
     for probe in 0..MAX_PROBE {
-        let slot = &SLOTS[(home + probe) & (CAPACITY - 1)];
+        let slot = &slots[(home + probe) & (slots.len() - 1)];
         let current = slot.addr.load(Ordering::Relaxed);
         if current != EMPTY && current != TOMBSTONE {
             continue;
@@ -128,25 +229,45 @@ pub(crate) fn insert(addr: *mut u8, bucket: u32) -> bool {
     false
 }
 
+/// What a level's probe window says of an address.
+enum Probe {
+    Found(u32),
+    /// An empty slot: the address is in no level (see the module docs).
+    Absent,
+    /// Not in this window: look in the next level.
+    NotHere,
+}
+
 /// Forgets the sampled block at `addr`, returning its bucket; `None` when
 /// `addr` was not sampled (a false hit of the filter).
 pub(crate) fn remove(addr: *mut u8) -> Option<u32> {
     let addr = addr as usize;
-    let home = home_slot(addr);
+    for index in 0..LEVELS {
+        match remove_from(level(index)?, addr) {
+            Probe::Found(bucket) => return Some(bucket),
+            Probe::Absent => return None,
+            Probe::NotHere => {}
+        }
+    }
+    None
+}
+
+fn remove_from(slots: &[Slot], addr: usize) -> Probe {
+    let home = home_slot(addr, slots.len());
     for probe in 0..MAX_PROBE {
-        let slot = &SLOTS[(home + probe) & (CAPACITY - 1)];
+        let slot = &slots[(home + probe) & (slots.len() - 1)];
         match slot.addr.load(Ordering::Acquire) {
-            EMPTY => return None,
+            EMPTY => return Probe::Absent,
             current if current == addr => {
                 let bucket = slot.bucket.load(Ordering::Relaxed);
                 slot.addr.store(TOMBSTONE, Ordering::Release);
                 decrement(filter_counter(addr));
-                return Some(bucket);
+                return Probe::Found(bucket);
             }
             _ => {}
         }
     }
-    None
+    Probe::NotHere
 }
 
 fn increment(counter: &AtomicU8) {
@@ -186,6 +307,47 @@ mod tests {
         }
         for (i, &a) in addrs.iter().enumerate().rev() {
             assert_eq!(remove(a), Some(i as u32));
+        }
+    }
+
+    /// `n` addresses that all start probing at the same slot of the first
+    /// level, far from any real heap.
+    fn sharing_a_first_level_home(n: usize) -> Vec<*mut u8> {
+        let base = 0x6600_0000_0000usize;
+        let home = home_slot(base, level_len(0));
+        (0..)
+            .map(|i| base + i * 16)
+            .filter(|&a| home_slot(a, level_len(0)) == home)
+            .take(n)
+            .map(|a| a as *mut u8)
+            .collect()
+    }
+
+    #[test]
+    fn a_full_probe_window_spills_into_a_mapped_level() {
+        let addrs = sharing_a_first_level_home(MAX_PROBE + 40);
+        for (i, &a) in addrs.iter().enumerate() {
+            assert!(insert(a, i as u32), "block {i} found no slot");
+        }
+        assert!(level(1).is_some(), "no second level was mapped");
+        assert!(mapped_bytes() >= (level_len(1) * std::mem::size_of::<Slot>()) as u64);
+        // Tombstones in the first level's window, then new blocks reusing
+        // them: those beyond the window must still be found behind them.
+        for (i, &a) in addrs.iter().enumerate().take(10) {
+            assert_eq!(remove(a), Some(i as u32));
+        }
+        let more = sharing_a_first_level_home(MAX_PROBE + 50);
+        for (i, &a) in more.iter().enumerate().skip(MAX_PROBE + 40) {
+            assert!(insert(a, i as u32));
+        }
+        for (i, &a) in addrs
+            .iter()
+            .enumerate()
+            .skip(10)
+            .chain(more.iter().enumerate().skip(MAX_PROBE + 40))
+        {
+            assert_eq!(remove(a), Some(i as u32), "block {i} lost");
+            assert_eq!(remove(a), None);
         }
     }
 }

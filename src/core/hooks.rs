@@ -58,14 +58,16 @@ pub fn alloc_at_sample_point(size: usize, alloc: impl FnOnce(usize) -> *mut u8) 
 
 /// Frees the block of `size` bytes at `ptr` that [`free_needs_slow_path`]
 /// sent here: forgets it if it was sampled, counts the free, then calls
-/// `free(ptr, size)`, which hands it back to the inner allocator.
+/// `free(ptr, size)`, which hands it back to the inner allocator. `size`
+/// is the size the block was allocated with: the freed bytes of a sampled
+/// block are counted from it.
 #[cold]
 #[inline(never)]
 pub fn free_slowly(ptr: *mut u8, size: usize, free: impl FnOnce(*mut u8, usize)) {
     // The record must go before the memory does: once freed, the address
     // may be handed out and sampled again on another thread.
     if let Some(bucket) = forget_block(ptr) {
-        count_sampled_free(bucket);
+        count_sampled_free(bucket, size);
     }
     counters::count_free(size);
     free(ptr, size);
@@ -112,9 +114,9 @@ pub fn realloc_slowly(
     if let Some(bucket) = old_bucket {
         if new_ptr.is_null() {
             // The old block is still allocated and still the caller's.
-            put_back(ptr, bucket);
+            put_back(ptr, bucket, old_size);
         } else {
-            count_sampled_free(bucket);
+            count_sampled_free(bucket, old_size);
         }
     }
     if new_ptr.is_null() {
@@ -176,7 +178,7 @@ fn sampled_alloc(ptr: *mut u8, size: usize, rate: u64) {
         return;
     };
     if !blocks::insert(ptr, bucket) {
-        table::lock().unrecord_alloc(bucket);
+        table::lock().unrecord_alloc(bucket, size as u64);
     }
 }
 
@@ -195,26 +197,28 @@ fn forget_block(ptr: *mut u8) -> Option<u32> {
     }
 }
 
-/// Counts the free of a sampled block of `bucket`.
+/// Counts the free of a sampled block of `size` bytes (its size when it
+/// was allocated, as the `Layout` of its free says) of `bucket`.
 #[cold]
 #[inline(never)]
-fn count_sampled_free(bucket: u32) {
+fn count_sampled_free(bucket: u32, size: usize) {
     // The guard makes an allocation by a signal handler that interrupts this
     // thread while it holds the lock pass straight through, not wait for it.
     let _guard = Guard::enter();
-    table::lock().record_free(bucket);
+    table::lock().record_free(bucket, size as u64);
 }
 
-/// Remembers again a block taken by [`forget_block`] that stayed alive.
+/// Remembers again a block of `size` bytes taken by [`forget_block`] that
+/// stayed alive.
 #[cold]
 #[inline(never)]
-fn put_back(ptr: *mut u8, bucket: u32) {
+fn put_back(ptr: *mut u8, bucket: u32, size: usize) {
     let _guard = Guard::enter();
     if !blocks::insert(ptr, bucket) {
         // Without a slot its free could never be seen: count it as freed now
         // and as a dropped sample, rather than leave it in use forever.
         let mut table = table::lock();
-        table.record_free(bucket);
+        table.record_free(bucket, size as u64);
         table.count_dropped();
     }
 }

@@ -214,11 +214,12 @@ pub(crate) fn set_seed(seed: u64) {
 
 /// The weight that makes a sample of `size` bytes taken at `rate` unbiased:
 /// `1 / (1 - exp(-size / rate))`, or 1 when every allocation is recorded.
-pub(crate) fn weight(size: u64, rate: u64) -> f64 {
-    if rate <= 1 || size == 0 {
+/// `size` may be an average, hence fractional.
+pub(crate) fn weight(size: f64, rate: u64) -> f64 {
+    if rate <= 1 || size <= 0.0 {
         return 1.0;
     }
-    1.0 / -(-(size as f64) / rate as f64).exp_m1()
+    1.0 / -(-size / rate as f64).exp_m1()
 }
 
 #[cfg(test)]
@@ -250,11 +251,11 @@ mod tests {
 
     #[test]
     fn weight_matches_go_scaling() {
-        assert_eq!(weight(100, 1), 1.0);
-        let w = weight(1024, 512 * 1024);
+        assert_eq!(weight(100.0, 1), 1.0);
+        let w = weight(1024.0, 512 * 1024);
         let expected = 1.0 / (1.0 - (-1024.0f64 / 524288.0).exp());
         assert!((w - expected).abs() / expected < 1e-12);
         // Huge blocks are always sampled: weight 1.
-        assert!((weight(64 << 20, 512 * 1024) - 1.0).abs() < 1e-12);
+        assert!((weight((64 << 20) as f64, 512 * 1024) - 1.0).abs() < 1e-12);
     }
 }

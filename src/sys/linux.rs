@@ -214,6 +214,37 @@ pub(crate) fn page_size() -> Option<u64> {
     u64::try_from(page).ok().filter(|&p| p > 0)
 }
 
+/// `len` bytes of zeroed, private, anonymous memory straight from the
+/// kernel (never through any allocator), or `None` if it refuses. Pages
+/// cost nothing until touched, are never freed unless [`unmap`] is called,
+/// and are copied into a child by `fork` like any private memory.
+pub(crate) fn map_zeroed(len: usize) -> Option<*mut u8> {
+    // SAFETY: an anonymous private mapping at an address of the kernel's
+    // choosing touches no existing memory; the result is checked.
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    (addr != libc::MAP_FAILED).then_some(addr.cast())
+}
+
+/// Gives back a mapping of `len` bytes from [`map_zeroed`].
+///
+/// # Safety
+///
+/// `addr` and `len` are those of one [`map_zeroed`] call, and no pointer
+/// into the mapping is used afterwards.
+pub(crate) unsafe fn unmap(addr: *mut u8, len: usize) {
+    // SAFETY: the caller gives up the whole mapping (see above).
+    unsafe { libc::munmap(addr.cast(), len) };
+}
+
 /// A thread-specific value whose destructor glibc runs at thread exit,
 /// after every Rust thread-local destructor: with a non-null value set,
 /// `destructor` is called with it when the thread exits.
