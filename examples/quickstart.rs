@@ -14,7 +14,8 @@ static ALLOC: heapprof::Profiler = heapprof::Profiler::system();
 /// The sampling rate of this example. The default (512 KiB) suits real
 /// programs, which allocate gigabytes; this one allocates tens of MiB, and at
 /// the default its 8 MiB site would be sampled about 16 times, for an
-/// estimate within ±25%. At 4 KiB it is sampled about 2,000 times: ±2.2%.
+/// estimate whose standard deviation is about 25%. At 4 KiB it is sampled
+/// about 2,000 times: 2.2%.
 const RATE: usize = 4096;
 
 // The sites are not inlined, so that a release build's profile gives each
