@@ -12,7 +12,7 @@
 //! installed, instruction counts (callgrind) follow: the figure to trust on a
 //! noisy machine.
 //!
-//! Run: cargo bench --bench 'overhead*'
+//! Run: cargo bench --workspace --bench 'overhead*'
 
 #[path = "overhead_common/mod.rs"]
 mod common;
@@ -61,7 +61,9 @@ fn binary(name: &str) -> PathBuf {
             file.starts_with(&format!("{name}-")) && p.extension().is_none()
         })
         .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
-        .unwrap_or_else(|| panic!("{name} is not built: run cargo bench --bench 'overhead*'"))
+        .unwrap_or_else(|| {
+            panic!("{name} is not built: run cargo bench --workspace --bench 'overhead*'")
+        })
 }
 
 fn run_child(binary_name: &str, mode: &str, name: &str, iterations: Option<usize>) -> Duration {

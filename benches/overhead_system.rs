@@ -8,7 +8,7 @@ mod common;
 fn main() {
     if !common::run_as_child(|_| Box::new(())) {
         println!(
-            "overhead_system: a helper of the overhead bench; run cargo bench --bench 'overhead*'"
+            "overhead_system: a helper of the overhead bench; run cargo bench --workspace --bench 'overhead*'"
         );
     }
 }

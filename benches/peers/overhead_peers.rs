@@ -5,7 +5,7 @@
 //! jemalloc's profiler), through the same dispatch. Run by
 //! `benches/overhead.rs`; on its own it only says so.
 
-#[path = "overhead_common/mod.rs"]
+#[path = "../overhead_common/mod.rs"]
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -112,7 +112,7 @@ fn main() {
     });
     if !child {
         println!(
-            "overhead_peers: a helper of the overhead bench; run cargo bench --bench 'overhead*'"
+            "overhead_peers: a helper of the overhead bench; run cargo bench --workspace --bench 'overhead*'"
         );
     }
 }
