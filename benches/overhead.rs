@@ -242,7 +242,7 @@ fn main() {
         - resident("overhead_system", "system", "buckets", n)
         - fixed)
         / n as f64;
-    println!("memory: {:.2} MiB fixed (resident, default rate), {per_bucket:.0} bytes per recorded bucket (stack 2-42 frames deep)", fixed / 1048576.0);
+    println!("memory: {:.2} MiB fixed (resident, default rate), {per_bucket:.0} bytes per recorded bucket (stacks of 2 x 17 call frames)", fixed / 1048576.0);
 
     // Instruction counts: the same on a busy machine as on an idle one.
     // The default rate against the system allocator, then rate 1 and dhat-rs

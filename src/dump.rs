@@ -123,16 +123,9 @@ fn write(
     Ok(Some(path))
 }
 
-/// Makes a profile of `kind`, encoded, when called. It carries the memory
-/// classes of that moment (`heapprof: memory rss_bytes=...`), so that a
-/// series of dumps tells how RSS and the live heap moved; for the peak
-/// profile, that moment is when it is written, not the peak.
+/// Makes a profile of `kind`, encoded, when called.
 fn encoded(kind: Kind) -> impl FnOnce() -> Result<Vec<u8>, Error> {
-    move || {
-        builder::profile(kind)
-            .comment(crate::memory::profile_comment())
-            .encoded()
-    }
+    move || builder::profile(kind).encoded()
 }
 
 /// A pattern is good if its directory exists.

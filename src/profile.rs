@@ -123,6 +123,10 @@ fn build_raw(
     if let Some(method) = unwind::method() {
         comments.push(format!("heapprof: {method}"));
     }
+    // Every profile says where the process's memory was as it was written
+    // (for the peak profile too: the classes at the peak are not known), so
+    // that any series of profiles, dumped or fetched, can be charted.
+    comments.push(crate::memory::profile_comment());
     if snapshot.dropped_samples > 0 {
         comments.push(format!(
             "heapprof: {} samples dropped because the sample table was full",

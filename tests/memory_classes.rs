@@ -357,3 +357,31 @@ fn the_endpoint_shows_the_classes() {
     }
     drop(held);
 }
+
+/// Profiles built in process carry the comment too, not only dumps: every
+/// profile heapprof writes is a point of a series that can be charted.
+#[test]
+fn profiles_built_in_process_carry_the_classes() {
+    let kept = vec![7u8; 4 << 20];
+    let bytes = heapprof::heap_profile().unwrap();
+    let profile = heapprof::pprof::Profile::decode(&bytes).unwrap();
+    let comments = profile.comments.join("\n");
+    let pairs = memory_comment(&comments).expect(&comments);
+    let value = |key: &str| -> u64 {
+        pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .unwrap()
+            .1
+            .parse()
+            .unwrap()
+    };
+    assert!(value("live_bytes") >= kept.len() as u64, "{comments}");
+    assert!(value("rss_bytes") >= value("live_bytes"), "{comments}");
+    assert_eq!(
+        comments.matches("heapprof: memory ").count(),
+        1,
+        "one memory comment: {comments}"
+    );
+    drop(kept);
+}

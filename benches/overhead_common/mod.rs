@@ -26,23 +26,49 @@ fn deep_pairs(iterations: usize) {
     at_depth(30, iterations);
 }
 
+/// A block of 16 bytes allocated at the end of a call path that spells the
+/// low `bits` bits of `path` (one of two functions per bit): each path is a
+/// stack of its own, so each block is a bucket of its own. (Buckets are per
+/// size class, so distinct sizes would not make distinct buckets.)
 #[inline(never)]
-fn bucket_at(depth: usize, size: usize) -> Box<[u8]> {
-    if depth > 0 {
-        let b = bucket_at(depth - 1, size);
-        black_box(depth);
-        b
-    } else {
-        vec![0u8; size].into_boxed_slice()
+fn bucket_at(path: usize, bits: u32) -> Box<[u8]> {
+    if bits == 0 {
+        return vec![0u8; 16].into_boxed_slice();
     }
+    let b = if path & 1 == 0 {
+        zero_bit(path >> 1, bits - 1)
+    } else {
+        one_bit(path >> 1, bits - 1)
+    };
+    // Keeps the calls from becoming tail calls, which would merge frames.
+    black_box(bits);
+    b
 }
 
-/// Fills the table with `buckets` (stack, size) buckets, then times two
+#[inline(never)]
+fn zero_bit(path: usize, bits: u32) -> Box<[u8]> {
+    let b = bucket_at(path, bits);
+    black_box(0);
+    b
+}
+
+#[inline(never)]
+fn one_bit(path: usize, bits: u32) -> Box<[u8]> {
+    let b = bucket_at(path, bits);
+    black_box(1);
+    b
+}
+
+/// `buckets` blocks, each in a bucket of its own.
+fn blocks_in_distinct_buckets(buckets: usize) -> Vec<Box<[u8]>> {
+    let bits = usize::BITS - buckets.saturating_sub(1).leading_zeros();
+    (0..buckets).map(|i| bucket_at(i, bits)).collect()
+}
+
+/// Fills the table with `buckets` buckets, then times two
 /// profile writes: the first symbolizes, the second finds symbols cached.
 fn profile_write(buckets: usize) {
-    let kept: Vec<Box<[u8]>> = (0..buckets)
-        .map(|i| bucket_at(i % 40, 16 + i / 40))
-        .collect();
+    let kept = blocks_in_distinct_buckets(buckets);
     let first = Instant::now();
     let bytes = heapprof::heap_profile().unwrap();
     let first = first.elapsed();
@@ -69,9 +95,7 @@ pub fn resident_bytes() -> usize {
 /// memory on stderr: against the system allocator alone, what heapprof keeps
 /// per recorded bucket.
 fn buckets(buckets: usize) {
-    let kept: Vec<Box<[u8]>> = (0..buckets)
-        .map(|i| bucket_at(i % 40, 16 + i / 40))
-        .collect();
+    let kept = blocks_in_distinct_buckets(buckets);
     eprintln!("{}", resident_bytes());
     drop(kept);
 }
