@@ -31,6 +31,9 @@ use crate::{dump, Error, Symbolize};
 /// | `http` | `host:port` or `:port` | serve the debug endpoint (feature `http`) |
 /// | `symbolize` | `inprocess`/`offline` | where addresses become names (see [`Symbolize`]) |
 /// | `full_stacks` | `1`/`0` | keep the start-up frames (`_start`, `std::rt::lang_start`...) rootward of `main` and of threads' closures |
+/// | `peak_interval` | a duration | rewrite the peak file this often while the peak rises (default 10s) |
+/// | `limit` | bytes, e.g. `512m` | the memory limit `near_limit` watches (default: the cgroup's) |
+/// | `near_limit` | a percentage, `1%` to `100%` | write the heap and peak profiles (`.near-limit-90` before the extension) when resident memory reaches this much of the limit, and at every 5% above; turns peak tracking on |
 ///
 /// A bad value in `HEAPPROF` gives one warning on stderr naming the key and
 /// what is used instead; the other keys still apply. [`Config::from_str`]
@@ -61,6 +64,9 @@ pub struct Config {
     http: Option<String>,
     symbolize: Option<Symbolize>,
     full_stacks: bool,
+    peak_interval: Option<Duration>,
+    limit: Option<u64>,
+    near_limit: Option<u32>,
 }
 
 impl Config {
@@ -128,6 +134,36 @@ impl Config {
         self
     }
 
+    /// How often the peak file is rewritten while the peak rises (default
+    /// 10 s), with [`peak`](Config::peak) on: the file is replaced whole
+    /// when a new peak was recorded since the last write, so a SIGKILL (an
+    /// out-of-memory kill) loses at most this interval of the peak's growth.
+    pub fn peak_interval(mut self, interval: Duration) -> Self {
+        self.peak_interval = Some(interval);
+        self
+    }
+
+    /// The memory limit, in bytes, that [`near_limit`](Config::near_limit)
+    /// watches; without it, the process's cgroup memory limit (v2
+    /// `memory.max`, v1 `memory.limit_in_bytes`). Alone it does nothing.
+    pub fn limit(mut self, bytes: u64) -> Self {
+        self.limit = Some(bytes);
+        self
+    }
+
+    /// Writes the heap profile and the peak profile when resident memory
+    /// (`stats().resident_bytes`) first reaches `percent` of the limit, and
+    /// again at each further 5% (`percent + 5`, ... past 100% too), at most
+    /// once every 3 s, into files named from the dump pattern with
+    /// `.near-limit-<percent>` (and `.near-limit-<percent>.peak`) before the
+    /// extension. Turns peak tracking on. A heapprof thread reads resident
+    /// memory every 100 ms (a few microseconds each time); start-up says on
+    /// stderr in one line which limit it watches, or that none was found.
+    pub fn near_limit(mut self, percent: u32) -> Self {
+        self.near_limit = Some(percent);
+        self
+    }
+
     /// Applies the configuration: sets the rate, turns on peak tracking,
     /// starts the dump thread, the exit handler and the debug endpoint, as
     /// asked. Errors if the dump directory does not exist or the endpoint
@@ -140,7 +176,7 @@ impl Config {
         if let Some(mode) = self.symbolize {
             crate::symbolize::set_mode(mode);
         }
-        if self.peak {
+        if self.peak || self.near_limit.is_some() {
             peak::set_tracking(true);
         }
         if self.full_stacks {
@@ -150,10 +186,24 @@ impl Config {
         // each says what it could not do, and the rest applies.
         let dumping = if self.interval.is_some() || self.at_exit || self.peak {
             let pattern = self.dump.as_deref().unwrap_or(dump::DEFAULT_PATTERN);
-            dump::start(pattern, self.interval, self.at_exit, self.peak)
+            dump::start(
+                pattern,
+                self.interval,
+                self.at_exit,
+                self.peak,
+                self.peak_interval,
+            )
         } else {
             Ok(())
         };
+        let watching = match self.near_limit {
+            Some(percent) => {
+                let pattern = self.dump.as_deref().unwrap_or(dump::DEFAULT_PATTERN);
+                crate::limit::start(self.limit, percent, pattern)
+            }
+            None => Ok(()),
+        };
+        let dumping = dumping.and(watching);
         let serving = match &self.http {
             Some(addr) => start_http(addr),
             None => Ok(()),
@@ -243,9 +293,39 @@ impl Config {
                     }
                 });
             }
+            "peak_interval" => {
+                let interval = parse_duration(value).ok_or_else(|| {
+                    bad(
+                        "a duration above zero such as 10s or 1m",
+                        "rewriting the peak file every 10s",
+                    )
+                })?;
+                self.peak_interval = Some(interval);
+            }
+            "limit" => {
+                let limit = parse_bytes(value).filter(|&b| b > 0).ok_or_else(|| {
+                    bad(
+                        "a number of bytes above zero such as 512m or 2g",
+                        "using the cgroup's memory limit, if any",
+                    )
+                })?;
+                self.limit = Some(limit as u64);
+            }
+            "near_limit" => {
+                let percent = value
+                    .strip_suffix('%')
+                    .unwrap_or(value)
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|p| (1..=100).contains(p))
+                    .ok_or_else(|| {
+                        bad("a percentage from 1% to 100% such as 90%", "no near-limit profiles")
+                    })?;
+                self.near_limit = Some(percent);
+            }
             _ => {
                 return Err(format!(
-                    "unknown key \"{key}\" ignored (known keys: rate, dump, interval, at_exit, peak, http, symbolize, full_stacks)"
+                    "unknown key \"{key}\" ignored (known keys: rate, dump, interval, at_exit, peak, http, symbolize, full_stacks, peak_interval, limit, near_limit)"
                 ))
             }
         }
@@ -306,6 +386,15 @@ impl fmt::Display for Config {
         }
         if self.full_stacks {
             items.push("full_stacks=1".to_owned());
+        }
+        if let Some(interval) = self.peak_interval {
+            items.push(format!("peak_interval={}ms", interval.as_millis()));
+        }
+        if let Some(limit) = self.limit {
+            items.push(format!("limit={limit}"));
+        }
+        if let Some(percent) = self.near_limit {
+            items.push(format!("near_limit={percent}%"));
         }
         f.write_str(&items.join(","))
     }
@@ -446,6 +535,45 @@ mod tests {
         );
         assert!(parse_bytes("99999999999999999999k").is_none());
         assert!(parse_bytes("12q").is_none());
+    }
+
+    #[test]
+    fn limit_keys_parse_and_print_back() {
+        let config: Config = "limit=512m,near_limit=90%,peak_interval=2s"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            config,
+            Config::new()
+                .limit(512 << 20)
+                .near_limit(90)
+                .peak_interval(Duration::from_secs(2))
+        );
+        assert_eq!(config.to_string().parse::<Config>().unwrap(), config);
+        assert_eq!(
+            "near_limit=75".parse::<Config>().unwrap(),
+            Config::new().near_limit(75),
+            "the percent sign is optional"
+        );
+    }
+
+    #[test]
+    fn bad_limit_values_are_one_line_each_saying_what_applies() {
+        let (config, problems) = Config::parse_lenient(
+            "near_limit=150%,near_limit=abc,limit=abc,limit=0,peak_interval=0s,near_limit=0%",
+        );
+        assert_eq!(config, Config::new(), "nothing applies");
+        assert_eq!(
+            problems,
+            [
+                "near_limit: bad value \"150%\" (expected a percentage from 1% to 100% such as 90%); no near-limit profiles",
+                "near_limit: bad value \"abc\" (expected a percentage from 1% to 100% such as 90%); no near-limit profiles",
+                "limit: bad value \"abc\" (expected a number of bytes above zero such as 512m or 2g); using the cgroup's memory limit, if any",
+                "limit: bad value \"0\" (expected a number of bytes above zero such as 512m or 2g); using the cgroup's memory limit, if any",
+                "peak_interval: bad value \"0s\" (expected a duration above zero such as 10s or 1m); rewriting the peak file every 10s",
+                "near_limit: bad value \"0%\" (expected a percentage from 1% to 100% such as 90%); no near-limit profiles",
+            ]
+        );
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! Profiles written without being asked each time: every interval, at exit,
-//! and the peak profile at exit. File names come from a pattern (`%p` pid,
-//! `%t` UTC time, `%%` a percent sign); a dump never overwrites a file: a
-//! name already taken gets `-2`, `-3`... before its extension.
+//! the peak profile (rewritten while the peak rises, and at exit) and the
+//! profiles written near the memory limit (for [`crate::limit`]). File names
+//! come from a pattern (`%p` pid, `%t` UTC time, `%%` a percent sign); a
+//! dump never overwrites another's file: a name already taken gets `-2`,
+//! `-3`... before its extension. The peak file is the one exception: it is
+//! one file per process, replaced whole (temporary file and rename) each
+//! time, so that a SIGKILL, which runs no exit handler, leaves the last one.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::builder::{self, Kind};
 use crate::core::counters::{self, own_work, OwnWork};
+use crate::core::peak;
 use crate::Error;
 
 /// The pattern used when a dump is asked for without one.
@@ -27,19 +32,33 @@ static REGISTER_AT_EXIT: Once = Once::new();
 /// Serializes choosing a free name and writing to it.
 static WRITING: Mutex<()> = Mutex::new(());
 
+/// How often the peak file is rewritten when no interval is given: a SIGKILL
+/// loses at most this much of the peak's growth.
+pub(crate) const DEFAULT_PEAK_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The peak file once chosen, and the pattern it was chosen from.
+static PEAK_FILE: Mutex<Option<(String, PathBuf)>> = Mutex::new(None);
+static START_PEAK_THREAD: Once = Once::new();
+
 /// Set when the process starts exiting: interval dumps stop, so that the
 /// exit dump is the last one and no dump is cut off half-written.
 static EXITING: AtomicBool = AtomicBool::new(false);
 
 /// Checks `pattern` and starts what is asked: a thread that writes a heap
-/// profile every `interval`, and/or profiles written at normal exit.
+/// profile every `interval`, and/or profiles written at normal exit; with
+/// the peak profile, a thread that rewrites it every `peak_interval` (by
+/// default [`DEFAULT_PEAK_INTERVAL`]) when a new peak was recorded.
 pub(crate) fn start(
     pattern: &str,
     interval: Option<Duration>,
     heap_at_exit: bool,
     peak_at_exit: bool,
+    peak_interval: Option<Duration>,
 ) -> Result<(), Error> {
     check_pattern(pattern)?;
+    if peak_at_exit {
+        start_peak_thread(pattern, peak_interval.unwrap_or(DEFAULT_PEAK_INTERVAL))?;
+    }
     if let Some(interval) = interval {
         // The thread, and the copy of the pattern it is handed, are
         // heapprof's own, from their making to their end. (Its error is an
@@ -86,13 +105,69 @@ extern "C" fn at_exit() {
         report(write(&plan.pattern, None, encoded(Kind::Heap), false));
     }
     if plan.peak {
-        report(write(
-            &plan.pattern,
-            Some("peak"),
-            encoded(Kind::Peak),
-            false,
-        ));
+        report(write_peak(&plan.pattern, false));
     }
+}
+
+/// Starts the thread that rewrites the peak file (once per process: the
+/// first pattern and interval stay).
+fn start_peak_thread(pattern: &str, every: Duration) -> Result<(), Error> {
+    let mut started = Ok(());
+    START_PEAK_THREAD.call_once(|| {
+        // Heapprof's own thread, as the interval dumps' is.
+        started = own_work(|| {
+            let pattern = pattern.to_owned();
+            std::thread::Builder::new()
+                .name("heapprof-peak".to_owned())
+                .spawn(move || {
+                    counters::own_thread();
+                    // Live bytes at the peak last written: the recorded
+                    // peak only rises, so a change is a new peak profile.
+                    let mut written_at = 0;
+                    while !EXITING.load(Ordering::Acquire) {
+                        std::thread::sleep(every);
+                        let recorded_at = peak::recorded_at();
+                        if recorded_at != written_at {
+                            written_at = recorded_at;
+                            report(write_peak(&pattern, true));
+                        }
+                    }
+                })
+                .map(drop)
+        })
+        .map_err(|e| Error::Config(format!("dump: cannot start the peak thread: {e}")));
+    });
+    started
+}
+
+/// Writes the profiles of memory near its limit, at `percent` of it: the
+/// heap profile, and the peak profile if it is recorded, tagged
+/// `near-limit-<percent>` (dropped once the process has begun exiting).
+pub(crate) fn write_near_limit(pattern: &str, percent: u32) {
+    let tag = format!("near-limit-{percent}");
+    report(write(pattern, Some(&tag), encoded(Kind::Heap), true));
+    if peak::tracking() {
+        let tag = format!("{tag}.peak");
+        report(write(pattern, Some(&tag), encoded(Kind::Peak), true));
+    }
+}
+
+/// Writes the peak profile to this process's peak file, chosen at the first
+/// write as a free name with `.peak` before the extension and replaced
+/// whole afterwards.
+fn write_peak(pattern: &str, interval_dump: bool) -> Result<Option<PathBuf>, Error> {
+    let choose = || {
+        let mut file = PEAK_FILE.lock().unwrap_or_else(|p| p.into_inner());
+        match &*file {
+            Some((chosen_from, path)) if chosen_from == pattern => path.clone(),
+            _ => {
+                let path = free_name(&expand(pattern, SystemTime::now()), Some("peak"));
+                *file = Some((pattern.to_owned(), path.clone()));
+                path
+            }
+        }
+    };
+    write_to(choose, encoded(Kind::Peak), interval_dump)
 }
 
 fn report(result: Result<Option<PathBuf>, Error>) {
@@ -110,6 +185,17 @@ fn write(
     make: impl FnOnce() -> Result<Vec<u8>, Error>,
     interval_dump: bool,
 ) -> Result<Option<PathBuf>, Error> {
+    let choose = || free_name(&expand(pattern, SystemTime::now()), tag);
+    write_to(choose, make, interval_dump)
+}
+
+/// Writes the profile `make` gives to the file `choose` names, choosing
+/// while no other dump is being written.
+fn write_to(
+    choose: impl FnOnce() -> PathBuf,
+    make: impl FnOnce() -> Result<Vec<u8>, Error>,
+    interval_dump: bool,
+) -> Result<Option<PathBuf>, Error> {
     if interval_dump && EXITING.load(Ordering::Acquire) {
         return Ok(None);
     }
@@ -118,7 +204,7 @@ fn write(
     if interval_dump && EXITING.load(Ordering::Acquire) {
         return Ok(None);
     }
-    let path = free_name(&expand(pattern, SystemTime::now()), tag);
+    let path = choose();
     builder::write_file(&path, &bytes)?;
     Ok(Some(path))
 }
@@ -129,7 +215,7 @@ fn encoded(kind: Kind) -> impl FnOnce() -> Result<Vec<u8>, Error> {
 }
 
 /// A pattern is good if its directory exists.
-fn check_pattern(pattern: &str) -> Result<(), Error> {
+pub(crate) fn check_pattern(pattern: &str) -> Result<(), Error> {
     let path = expand(pattern, SystemTime::now());
     if path.file_name().is_none() || pattern.ends_with('/') {
         return Err(Error::Config(format!(

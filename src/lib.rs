@@ -99,6 +99,7 @@ mod error;
 mod fork;
 #[cfg(feature = "http")]
 mod http;
+mod limit;
 mod mappings;
 mod memory;
 pub mod metrics;

@@ -88,6 +88,13 @@ pub(crate) fn peak_bytes() -> u64 {
     PEAK_BYTES.load(Relaxed)
 }
 
+/// Live bytes when the recorded peak profile was taken (0 before the
+/// first): it only rises, so a change means a new peak profile, for
+/// whoever rewrites the peak file.
+pub(crate) fn recorded_at() -> u64 {
+    RECORDED_AT.load(Relaxed)
+}
+
 /// Turns recording of the peak profile on or off.
 pub(crate) fn set_tracking(on: bool) {
     TRACKING.store(on, Relaxed);
