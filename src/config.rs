@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::core::peak;
-use crate::{dump, Error, Symbolize};
+use crate::{dump, trace, Error, Symbolize};
 
 /// What heapprof does besides sampling: the sample rate, automatic dumps,
 /// the peak profile and the debug endpoint.
@@ -31,6 +31,7 @@ use crate::{dump, Error, Symbolize};
 /// | `http` | `host:port` or `:port` | serve the debug endpoint (feature `http`) |
 /// | `symbolize` | `inprocess`/`offline` | where addresses become names (see [`Symbolize`]) |
 /// | `full_stacks` | `1`/`0` | keep the start-up frames (`_start`, `std::rt::lang_start`...) rootward of `main` and of threads' closures |
+/// | `trace` | a duration: `500ms`, `10s` | a `heapprof trace:` line on stderr this often (see [`Config::trace`]) |
 ///
 /// A bad value in `HEAPPROF` gives one warning on stderr naming the key and
 /// what is used instead; the other keys still apply. [`Config::from_str`]
@@ -61,6 +62,7 @@ pub struct Config {
     http: Option<String>,
     symbolize: Option<Symbolize>,
     full_stacks: bool,
+    trace: Option<Duration>,
 }
 
 impl Config {
@@ -128,6 +130,23 @@ impl Config {
         self
     }
 
+    /// Writes one line on stderr every `interval`, heapprof's
+    /// `GODEBUG=gctrace=1`: the live heap and its change, the allocation
+    /// rate, RSS, the allocator's free memory and the site whose sampled
+    /// in-use bytes grew most since the line before, from a background
+    /// thread. The format is documented in the README ("The trace line"):
+    ///
+    /// ```text
+    /// heapprof trace: t=12.003 live=75521662 dlive=+1048576 alloc_rate=8388608 rss=162426880 free=42564896 cost_us=840 grew=+1153434 top=myservice::cache::insert
+    /// ```
+    ///
+    /// A zero interval makes [`start`](Self::start) fail; starting again
+    /// changes the interval of the one trace thread.
+    pub fn trace(mut self, interval: Duration) -> Self {
+        self.trace = Some(interval);
+        self
+    }
+
     /// Applies the configuration: sets the rate, turns on peak tracking,
     /// starts the dump thread, the exit handler and the debug endpoint, as
     /// asked. Errors if the dump directory does not exist or the endpoint
@@ -158,7 +177,8 @@ impl Config {
             Some(addr) => start_http(addr),
             None => Ok(()),
         };
-        dumping.and(serving)
+        let tracing = self.trace.map_or(Ok(()), trace::start);
+        dumping.and(serving).and(tracing)
     }
 
     /// Parses `HEAPPROF` syntax leniently: every problem becomes a message
@@ -222,6 +242,15 @@ impl Config {
                     bad("1 or 0", "stacks begin at the program's entry")
                 })?;
             }
+            "trace" => {
+                let interval = parse_duration(value).ok_or_else(|| {
+                    bad(
+                        "a duration above zero such as 10s, 1m or 500ms",
+                        "no trace lines",
+                    )
+                })?;
+                self.trace = Some(interval);
+            }
             "http" => {
                 if !value.contains(':') {
                     return Err(bad(
@@ -245,7 +274,7 @@ impl Config {
             }
             _ => {
                 return Err(format!(
-                    "unknown key \"{key}\" ignored (known keys: rate, dump, interval, at_exit, peak, http, symbolize, full_stacks)"
+                    "unknown key \"{key}\" ignored (known keys: rate, dump, interval, at_exit, peak, http, symbolize, full_stacks, trace)"
                 ))
             }
         }
@@ -306,6 +335,9 @@ impl fmt::Display for Config {
         }
         if self.full_stacks {
             items.push("full_stacks=1".to_owned());
+        }
+        if let Some(trace) = self.trace {
+            items.push(format!("trace={}ms", trace.as_millis()));
         }
         f.write_str(&items.join(","))
     }
@@ -446,6 +478,27 @@ mod tests {
         );
         assert!(parse_bytes("99999999999999999999k").is_none());
         assert!(parse_bytes("12q").is_none());
+    }
+
+    #[test]
+    fn trace_takes_a_duration_and_bad_values_say_no_trace() {
+        let config: Config = "trace=10s".parse().unwrap();
+        assert_eq!(config, Config::new().trace(Duration::from_secs(10)));
+        assert_eq!(config.to_string(), "trace=10000ms");
+        assert_eq!(config.to_string().parse::<Config>().unwrap(), config);
+        let (config, problems) = Config::parse_lenient("trace=abc,trace=0,peak=1");
+        assert_eq!(
+            config,
+            Config::new().peak(true),
+            "no trace, the rest applies"
+        );
+        assert_eq!(
+            problems,
+            [
+                "trace: bad value \"abc\" (expected a duration above zero such as 10s, 1m or 500ms); no trace lines",
+                "trace: bad value \"0\" (expected a duration above zero such as 10s, 1m or 500ms); no trace lines",
+            ]
+        );
     }
 
     #[test]
