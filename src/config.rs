@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::core::peak;
-use crate::{dump, Error, Symbolize};
+use crate::{dump, trace, Error, Symbolize};
 
 /// What heapprof does besides sampling: the sample rate, automatic dumps,
 /// the peak profile and the debug endpoint.
@@ -34,6 +34,7 @@ use crate::{dump, Error, Symbolize};
 /// | `peak_interval` | a duration | rewrite the peak file this often while the peak rises (default 10s) |
 /// | `limit` | bytes, e.g. `512m` | the memory limit `near_limit` watches (default: the cgroup's) |
 /// | `near_limit` | a percentage, `1%` to `100%` | write the heap and peak profiles (`.near-limit-90` before the extension) when resident memory reaches this much of the limit, and at every 5% above; turns peak tracking on |
+/// | `trace` | a duration: `500ms`, `10s` | a `heapprof trace:` line on stderr this often (see [`Config::trace`]) |
 ///
 /// A bad value in `HEAPPROF` gives one warning on stderr naming the key and
 /// what is used instead; the other keys still apply. [`Config::from_str`]
@@ -67,6 +68,7 @@ pub struct Config {
     peak_interval: Option<Duration>,
     limit: Option<u64>,
     near_limit: Option<u32>,
+    trace: Option<Duration>,
 }
 
 impl Config {
@@ -164,6 +166,23 @@ impl Config {
         self
     }
 
+    /// Writes one line on stderr every `interval`, heapprof's
+    /// `GODEBUG=gctrace=1`: the live heap and its change, the allocation
+    /// rate, RSS, the allocator's free memory and the site whose sampled
+    /// in-use bytes grew most since the line before, from a background
+    /// thread. The format is documented in the README ("The trace line"):
+    ///
+    /// ```text
+    /// heapprof trace: t=12.003 live=75521662 dlive=+1048576 alloc_rate=8388608 rss=162426880 free=42564896 cost_us=840 grew=+1153434 top=myservice::cache::insert
+    /// ```
+    ///
+    /// A zero interval makes [`start`](Self::start) fail; starting again
+    /// changes the interval of the one trace thread.
+    pub fn trace(mut self, interval: Duration) -> Self {
+        self.trace = Some(interval);
+        self
+    }
+
     /// Applies the configuration: sets the rate, turns on peak tracking,
     /// starts the dump thread, the exit handler and the debug endpoint, as
     /// asked. Errors if the dump directory does not exist or the endpoint
@@ -208,7 +227,8 @@ impl Config {
             Some(addr) => start_http(addr),
             None => Ok(()),
         };
-        dumping.and(serving)
+        let tracing = self.trace.map_or(Ok(()), trace::start);
+        dumping.and(serving).and(tracing)
     }
 
     /// Parses `HEAPPROF` syntax leniently: every problem becomes a message
@@ -272,6 +292,15 @@ impl Config {
                     bad("1 or 0", "stacks begin at the program's entry")
                 })?;
             }
+            "trace" => {
+                let interval = parse_duration(value).ok_or_else(|| {
+                    bad(
+                        "a duration above zero such as 10s, 1m or 500ms",
+                        "no trace lines",
+                    )
+                })?;
+                self.trace = Some(interval);
+            }
             "http" => {
                 if !value.contains(':') {
                     return Err(bad(
@@ -325,7 +354,7 @@ impl Config {
             }
             _ => {
                 return Err(format!(
-                    "unknown key \"{key}\" ignored (known keys: rate, dump, interval, at_exit, peak, http, symbolize, full_stacks, peak_interval, limit, near_limit)"
+                    "unknown key \"{key}\" ignored (known keys: rate, dump, interval, at_exit, peak, http, symbolize, full_stacks, peak_interval, limit, near_limit, trace)"
                 ))
             }
         }
@@ -395,6 +424,9 @@ impl fmt::Display for Config {
         }
         if let Some(percent) = self.near_limit {
             items.push(format!("near_limit={percent}%"));
+        }
+        if let Some(trace) = self.trace {
+            items.push(format!("trace={}ms", trace.as_millis()));
         }
         f.write_str(&items.join(","))
     }
@@ -572,6 +604,27 @@ mod tests {
                 "limit: bad value \"0\" (expected a number of bytes above zero such as 512m or 2g); using the cgroup's memory limit, if any",
                 "peak_interval: bad value \"0s\" (expected a duration above zero such as 10s or 1m); rewriting the peak file every 10s",
                 "near_limit: bad value \"0%\" (expected a percentage from 1% to 100% such as 90%); no near-limit profiles",
+            ]
+        );
+    }
+
+    #[test]
+    fn trace_takes_a_duration_and_bad_values_say_no_trace() {
+        let config: Config = "trace=10s".parse().unwrap();
+        assert_eq!(config, Config::new().trace(Duration::from_secs(10)));
+        assert_eq!(config.to_string(), "trace=10000ms");
+        assert_eq!(config.to_string().parse::<Config>().unwrap(), config);
+        let (config, problems) = Config::parse_lenient("trace=abc,trace=0,peak=1");
+        assert_eq!(
+            config,
+            Config::new().peak(true),
+            "no trace, the rest applies"
+        );
+        assert_eq!(
+            problems,
+            [
+                "trace: bad value \"abc\" (expected a duration above zero such as 10s, 1m or 500ms); no trace lines",
+                "trace: bad value \"0\" (expected a duration above zero such as 10s, 1m or 500ms); no trace lines",
             ]
         );
     }

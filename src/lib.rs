@@ -107,6 +107,7 @@ mod profile;
 mod stats;
 mod symbolize;
 mod sys;
+mod trace;
 mod unwind;
 
 use std::path::Path;

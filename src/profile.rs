@@ -175,7 +175,7 @@ fn build_raw(
 /// Go's `scaleHeapSample`: the unsampled estimate of `count` sampled
 /// objects totalling `bytes`, weighting them all by their average size.
 /// At rate 1 (or below) they are every allocation: unscaled.
-fn scale_heap_sample(count: i64, bytes: i64, rate: u64) -> (i64, i64) {
+pub(crate) fn scale_heap_sample(count: i64, bytes: i64, rate: u64) -> (i64, i64) {
     if rate <= 1 {
         return (count, bytes);
     }

@@ -193,6 +193,15 @@ impl Table {
         (samples, self.buckets.len() as u64, self.dropped_samples)
     }
 
+    /// The frame addresses of stack `stack`, leaf first. Stacks are never
+    /// removed, so an index from any earlier copy of the buckets names the
+    /// same stack.
+    pub(crate) fn stack(&self, stack: u32) -> Option<&[usize]> {
+        let span = self.stacks.get(stack as usize)?;
+        self.frames
+            .get(span.start as usize..(span.start + span.len) as usize)
+    }
+
     /// Copies the buckets' counts out (the stacks they name stay in the
     /// table for good, so any later snapshot can resolve them).
     pub(crate) fn copy_buckets(&self) -> Result<Vec<Bucket>, std::collections::TryReserveError> {
