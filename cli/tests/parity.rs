@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use heapprof::pprof::{Function, Line, Location, Profile, Sample, ValueType};
+use regex::Regex;
 
 /// The corpus of other producers' profiles beside the checkout
 /// (`../shared/pprof-corpus`, whose README says where each comes from).
@@ -382,6 +383,62 @@ fn every_corpus_table_is_pprofs() {
         differ.len(),
         differ.join("\n")
     );
+}
+
+/// Every corpus profile pprof reads, under `--focus`, `--ignore` and
+/// `--hide` of a word of its top row's name (the first run of three or
+/// more letters and digits, so that it also matches other functions,
+/// files or mappings that share it): the same output as pprof's.
+#[test]
+fn every_corpus_profile_filters_as_pprof_filters() {
+    let mut compared = 0;
+    let word = Regex::new("[A-Za-z][A-Za-z0-9_]{2,}").unwrap();
+    for path in corpus_profiles() {
+        let file = data(&path);
+        let out = Command::new(env!("CARGO_BIN_EXE_heapprof"))
+            .args(["top", &file])
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            continue; // refused, as pprof refuses it: checked above
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let Some(row) = text.lines().skip_while(|l| !l.contains("flat%")).nth(1) else {
+            continue; // an empty table: nothing to filter on
+        };
+        let name = row.split_whitespace().skip(5).collect::<Vec<_>>().join(" ");
+        let Some(word) = word.find(&name) else {
+            continue;
+        };
+        for filter in ["focus", "ignore", "hide"] {
+            let theirs = Command::new("go")
+                .args([
+                    "tool",
+                    "pprof",
+                    "-top",
+                    &format!("-{filter}={}", word.as_str()),
+                ])
+                .arg(&file)
+                .env("PPROF_BINARY_PATH", "/nonexistent")
+                .env("PPROF_TMPDIR", std::env::temp_dir())
+                .env("TZ", ZONE)
+                .output()
+                .expect("go tool pprof (apt-get install golang-go)");
+            let ours = Command::new(env!("CARGO_BIN_EXE_heapprof"))
+                .args(["top", &file, &format!("--{filter}"), word.as_str()])
+                .env("TZ", ZONE)
+                .output()
+                .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&ours.stdout),
+                String::from_utf8_lossy(&theirs.stdout),
+                "heapprof top --{filter} {} on {path}",
+                word.as_str()
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 300, "{compared} filtered tables");
 }
 
 #[test]
