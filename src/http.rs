@@ -47,6 +47,17 @@ static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 /// | `/debug/mem` | the exact counters ([`crate::stats`]) and the memory classes ([`crate::memory_classes`]) as plain text, ending with a line on the gap between RSS and the live heap |
 /// | `/metrics` | every metric in Prometheus text format |
 ///
+/// Answers are shaped as Go's `net/http/pprof` shapes them, since Grafana
+/// Alloy and Parca scrape heapprof as they scrape a Go service: profiles
+/// come as `application/octet-stream` with `Content-Disposition:
+/// attachment; filename="heap"` (`"heap-delta"` for `?seconds=N`) and no
+/// `Content-Encoding` (the body is gzipped pprof itself); `gc=1` is accepted
+/// and ignored (there is no collector to run); Go's other profiles
+/// (`profile`, `goroutine`, `mutex`, `block`, `threadcreate`, `trace`,
+/// `cmdline`) and godeltaprof's `delta_*` paths get `404` with a one-line
+/// reason; errors carry Go's `X-Go-Pprof: 1`; methods other than GET and
+/// HEAD get `405` with `Allow`.
+///
 /// It binds where it is told: anything but a loopback address exposes heap
 /// profiles (stack traces, sizes, build ids) to the network.
 ///
@@ -124,7 +135,9 @@ fn refuse(mut stream: TcpStream) {
 struct Response {
     status: u16,
     content_type: &'static str,
-    attachment: Option<&'static str>,
+    attachment: Option<String>,
+    /// The `Allow` header of a `405`.
+    allow: Option<&'static str>,
     body: Vec<u8>,
 }
 
@@ -134,6 +147,7 @@ impl Response {
             status,
             content_type: "text/plain; charset=utf-8",
             attachment: None,
+            allow: None,
             body: body.into().into_bytes(),
         }
     }
@@ -152,7 +166,15 @@ fn handle(mut stream: TcpStream) {
             Some(body) => Response::text(200, symbols(&body)),
             None => Response::text(400, "bad request body\n"),
         },
-        _ => Response::text(405, "only GET and HEAD (and POST to /debug/pprof/symbol)\n"),
+        (_, target) => Response {
+            // RFC 9110 wants the methods a 405 resource supports listed.
+            allow: Some(if target.starts_with("/debug/pprof/symbol") {
+                "GET, HEAD, POST"
+            } else {
+                "GET, HEAD"
+            }),
+            ..Response::text(405, "only GET and HEAD (and POST to /debug/pprof/symbol)\n")
+        },
     };
     respond(stream, method == "HEAD", response);
 }
@@ -226,11 +248,19 @@ fn respond(mut stream: TcpStream, head_only: bool, response: Response) {
         response.content_type,
         response.body.len()
     );
-    if let Some(name) = response.attachment {
+    if let Some(name) = &response.attachment {
         let _ = write!(
             head,
             "Content-Disposition: attachment; filename=\"{name}\"\r\n"
         );
+    }
+    if let Some(methods) = response.allow {
+        let _ = write!(head, "Allow: {methods}\r\n");
+    }
+    if response.status >= 400 {
+        // Go marks its error bodies so `go tool pprof` prints them as the
+        // server's message rather than failing to parse them as a profile.
+        head.push_str("X-Go-Pprof: 1\r\n");
     }
     head.push_str("\r\n");
     let _ = stream.write_all(head.as_bytes());
@@ -243,12 +273,17 @@ fn respond(mut stream: TcpStream, head_only: bool, response: Response) {
 
 fn route(target: &str) -> Response {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    // An empty value counts as absent, as Go's `FormValue` has it
+    // (`?seconds=` is a plain profile there). `gc` is never looked at: Go
+    // collects garbage before a heap profile, heapprof's counts are exact
+    // at every moment, so `gc=1` changes nothing.
     let param = |name: &str| {
         query
             .split('&')
             .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v)
+            .filter(|v| !v.is_empty())
     };
     match path {
         "/debug/pprof" | "/debug/pprof/" => Response {
@@ -257,8 +292,12 @@ fn route(target: &str) -> Response {
         },
         "/debug/pprof/heap" => profile_response(Flavour::Heap, "heap", param),
         "/debug/pprof/allocs" => profile_response(Flavour::Allocs, "allocs", param),
+        "/debug/pprof/peak" if param("seconds").is_some() => Response::text(
+            400,
+            "\"seconds\" parameter is not supported for this profile type\n",
+        ),
         "/debug/pprof/peak" => match builder::profile(Kind::Peak).data() {
-            Ok(profile) => encoded(profile, "peak", param("debug")),
+            Ok(profile) => encoded(profile, "peak".to_owned(), param("debug")),
             Err(e) => Response::text(404, format!("{e}\n")),
         },
         "/debug/pprof/symbol" => Response::text(200, "num_symbols: 1\n"),
@@ -272,7 +311,26 @@ fn route(target: &str) -> Response {
                 ..Response::text(200, "")
             }
         }
-        _ => Response::text(404, format!("404 page not found: {path}\n")),
+        _ => match path.strip_prefix("/debug/pprof/") {
+            Some(name) => Response::text(404, not_served(name)),
+            None => Response::text(404, format!("404 page not found: {path}\n")),
+        },
+    }
+}
+
+/// The one-line `404` body for a profile name heapprof does not serve:
+/// Go's runtime profiles and godeltaprof's paths say why and what to
+/// scrape instead, so a scraper's log tells its operator what to change;
+/// anything else is Go's `Unknown profile`.
+fn not_served(name: &str) -> String {
+    match name {
+        "profile" | "goroutine" | "mutex" | "block" | "threadcreate" | "trace" | "cmdline" => {
+            format!("heapprof serves memory profiles only; {name} is a Go runtime profile\n")
+        }
+        "delta_heap" | "delta_mutex" | "delta_block" => format!(
+            "heapprof does not serve godeltaprof's {name}: scrape /debug/pprof/allocs, cumulative, and let the scraper take deltas\n"
+        ),
+        _ => "Unknown profile\n".to_owned(),
     }
 }
 
@@ -294,8 +352,13 @@ fn profile_response<'q>(
     name: &'static str,
     param: impl Fn(&str) -> Option<&'q str>,
 ) -> Response {
+    let mut attachment = name.to_owned();
     let built = match param("seconds") {
         None => profile::build(flavour),
+        // Go refuses the pair: a delta exists only as a proto profile.
+        Some(_) if !matches!(param("debug"), None | Some("0")) => {
+            return Response::text(400, "seconds and debug params are incompatible\n")
+        }
         Some(text) => {
             let seconds = match text.parse::<u64>() {
                 Ok(s) if (1..=MAX_SECONDS).contains(&s) => s,
@@ -306,11 +369,12 @@ fn profile_response<'q>(
                     )
                 }
             };
+            attachment.push_str("-delta");
             delta(flavour, seconds)
         }
     };
     match built {
-        Ok(profile) => encoded(profile, name, param("debug")),
+        Ok(profile) => encoded(profile, attachment, param("debug")),
         Err(e) => Response::text(500, format!("{e}\n")),
     }
 }
@@ -331,7 +395,7 @@ fn delta(flavour: Flavour, seconds: u64) -> Result<Profile, Error> {
     Ok(profile)
 }
 
-fn encoded(profile: Profile, name: &'static str, debug: Option<&str>) -> Response {
+fn encoded(profile: Profile, name: String, debug: Option<&str>) -> Response {
     match debug {
         None | Some("0") => Response {
             content_type: "application/octet-stream",
