@@ -177,10 +177,8 @@ fn profiles_near_the_limit_survive_a_sigkill() {
         "no peak file in {names:?}"
     );
     assert_leak_is_largest(&dir.join("heap.peak.pb.gz"), MIB);
-    assert!(
-        !names.iter().any(|n| n.ends_with(".tmp")),
-        "a half-written file: {names:?}"
-    );
+    // A SIGKILL in the middle of a rewrite may leave its hidden temporary
+    // file behind; every profile under its own name was read whole above.
 }
 
 #[test]
