@@ -60,21 +60,14 @@ pub(crate) fn start(
         start_peak_thread(pattern, peak_interval.unwrap_or(DEFAULT_PEAK_INTERVAL))?;
     }
     if let Some(interval) = interval {
-        // The thread, and the copy of the pattern it is handed, are
-        // heapprof's own, from their making to their end. (Its error is an
-        // OS error code, which holds no heap memory.)
-        own_work(|| {
+        counters::spawn_own_thread("heapprof-dump", || {
             let pattern = pattern.to_owned();
-            std::thread::Builder::new()
-                .name("heapprof-dump".to_owned())
-                .spawn(move || {
-                    counters::own_thread();
-                    while !EXITING.load(Ordering::Acquire) {
-                        std::thread::sleep(interval);
-                        report(write(&pattern, None, encoded(Kind::Heap), true));
-                    }
-                })
-                .map(drop)
+            move || {
+                while !EXITING.load(Ordering::Acquire) {
+                    std::thread::sleep(interval);
+                    report(write(&pattern, None, encoded(Kind::Heap), true));
+                }
+            }
         })
         .map_err(|e| Error::Config(format!("dump: cannot start its thread: {e}")))?;
     }
@@ -114,26 +107,21 @@ extern "C" fn at_exit() {
 fn start_peak_thread(pattern: &str, every: Duration) -> Result<(), Error> {
     let mut started = Ok(());
     START_PEAK_THREAD.call_once(|| {
-        // Heapprof's own thread, as the interval dumps' is.
-        started = own_work(|| {
+        started = counters::spawn_own_thread("heapprof-peak", || {
             let pattern = pattern.to_owned();
-            std::thread::Builder::new()
-                .name("heapprof-peak".to_owned())
-                .spawn(move || {
-                    counters::own_thread();
-                    // Live bytes at the peak last written: the recorded
-                    // peak only rises, so a change is a new peak profile.
-                    let mut written_at = 0;
-                    while !EXITING.load(Ordering::Acquire) {
-                        std::thread::sleep(every);
-                        let recorded_at = peak::recorded_at();
-                        if recorded_at != written_at {
-                            written_at = recorded_at;
-                            report(write_peak(&pattern, true));
-                        }
+            move || {
+                // Live bytes at the peak last written: the recorded peak
+                // only rises, so a change is a new peak profile.
+                let mut written_at = 0;
+                while !EXITING.load(Ordering::Acquire) {
+                    std::thread::sleep(every);
+                    let recorded_at = peak::recorded_at();
+                    if recorded_at != written_at {
+                        written_at = recorded_at;
+                        report(write_peak(&pattern, true));
                     }
-                })
-                .map(drop)
+                }
+            }
         })
         .map_err(|e| Error::Config(format!("dump: cannot start the peak thread: {e}")));
     });

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::builder::{self, Kind};
-use crate::core::counters::{self, own_work};
+use crate::core::counters;
 use crate::core::guard::Guard;
 use crate::core::table;
 use crate::pprof::Profile;
@@ -85,18 +85,12 @@ pub fn serve(addr: &str) -> Result<SocketAddr, Error> {
     };
     let listener = TcpListener::bind(&full).map_err(listen_error)?;
     let local = listener.local_addr().map_err(listen_error)?;
-    // The listening thread is heapprof's own from its making to its end.
-    // (Its error is an OS error code, which holds no heap memory.)
-    own_work(|| {
-        std::thread::Builder::new()
-            .name("heapprof-http".to_owned())
-            .spawn(move || {
-                counters::own_thread();
-                for stream in listener.incoming().flatten() {
-                    accept(stream);
-                }
-            })
-            .map(drop)
+    counters::spawn_own_thread("heapprof-http", || {
+        move || {
+            for stream in listener.incoming().flatten() {
+                accept(stream);
+            }
+        }
     })
     .map_err(listen_error)?;
     Ok(local)
@@ -110,13 +104,12 @@ fn accept(stream: TcpStream) {
         refuse(stream);
         return;
     }
-    let spawned = std::thread::Builder::new()
-        .name("heapprof-http-conn".to_owned())
-        .spawn(move || {
-            counters::own_thread();
+    let spawned = counters::spawn_own_thread("heapprof-http-conn", || {
+        move || {
             handle(stream);
             ACTIVE.fetch_sub(1, Ordering::AcqRel);
-        });
+        }
+    });
     if spawned.is_err() {
         ACTIVE.fetch_sub(1, Ordering::AcqRel);
     }

@@ -16,11 +16,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::core::counters::{self, own_work};
+use crate::core::counters;
 use crate::{dump, Error};
 
-/// How often resident memory is read: one `/proc/self/statm` read and one
-/// sum of the threads' counters (a few microseconds) ten times a second.
+/// How often resident memory is read: one `/proc/self/statm` read (a few
+/// microseconds) ten times a second.
 pub(crate) const POLL: Duration = Duration::from_millis(100);
 /// Profiles are written at `near_limit`, `near_limit + 5`, ... percent.
 pub(crate) const STEP_PERCENT: u32 = 5;
@@ -68,23 +68,20 @@ pub(crate) fn start(explicit: Option<u64>, percent: u32, pattern: &str) -> Resul
         "heapprof: near_limit: watching resident memory against a limit of {} bytes ({}); profiles at {percent}% and every {STEP_PERCENT}% above",
         limit.bytes, limit.source
     );
-    // The thread, and the pattern it is handed, are heapprof's own.
-    own_work(|| {
+    counters::spawn_own_thread("heapprof-limit", || {
         let pattern = pattern.to_owned();
-        std::thread::Builder::new()
-            .name("heapprof-limit".to_owned())
-            .spawn(move || {
-                counters::own_thread();
-                let mut watch = Watch::new(limit.bytes, percent);
-                loop {
-                    std::thread::sleep(POLL);
-                    let resident = crate::stats().resident_bytes;
-                    if let Some(step) = watch.due(resident, Instant::now()) {
-                        dump::write_near_limit(&pattern, step);
-                    }
+        move || {
+            let mut watch = Watch::new(limit.bytes, percent);
+            loop {
+                std::thread::sleep(POLL);
+                // The resident size alone: `stats()` would also sum every
+                // thread's counters, which the watch does not need.
+                let resident = crate::stats::process_memory().map_or(0, |(resident, _)| resident);
+                if let Some(step) = watch.due(resident, Instant::now()) {
+                    dump::write_near_limit(&pattern, step);
                 }
-            })
-            .map(drop)
+            }
+        }
     })
     .map_err(|e| Error::Config(format!("near_limit: cannot start its thread: {e}")))
 }

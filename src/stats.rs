@@ -130,7 +130,7 @@ pub fn measure(f: impl FnOnce()) -> AllocStats {
 
 /// (resident, virtual) bytes from `/proc/self/statm`, read into a stack
 /// buffer (no allocation).
-fn process_memory() -> Option<(u64, u64)> {
+pub(crate) fn process_memory() -> Option<(u64, u64)> {
     use std::io::Read;
     let mut buf = [0u8; 128];
     let mut file = std::fs::File::open("/proc/self/statm").ok()?;

@@ -24,7 +24,7 @@ use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::core::counters::{self, own_work};
+use crate::core::counters;
 use crate::core::guard::Guard;
 use crate::core::table::{self, Bucket};
 use crate::pprof::{Location, Profile, Sample, ValueType};
@@ -52,15 +52,7 @@ pub(crate) fn start(interval: Duration) -> Result<(), Error> {
     if RUNNING.swap(true, Ordering::AcqRel) {
         return Ok(());
     }
-    // The thread is heapprof's own from its making to its end, as the dump
-    // thread is. (Its error is an OS error code, which holds no heap memory.)
-    own_work(|| {
-        std::thread::Builder::new()
-            .name("heapprof-trace".to_owned())
-            .spawn(run)
-            .map(drop)
-    })
-    .map_err(|e| {
+    counters::spawn_own_thread("heapprof-trace", || run).map_err(|e| {
         RUNNING.store(false, Ordering::Release);
         Error::Config(format!("trace: cannot start its thread: {e}"))
     })
@@ -73,7 +65,6 @@ fn interval() -> Duration {
 /// The trace thread: a line every interval, on a fixed schedule from its
 /// start (a slow line delays the next, never all that follow).
 fn run() {
-    counters::own_thread();
     let _guard = Guard::enter();
     let mut tracer = Tracer::new();
     let mut next = Instant::now();

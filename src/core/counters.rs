@@ -245,6 +245,28 @@ pub(crate) fn own_thread() {
     thread::with(register);
 }
 
+/// Starts a thread of heapprof's own, named `name`. `make` builds its body
+/// inside heapprof's work, so that what the body captures (a copy of a
+/// pattern, a listener) is heapprof's from its making; the thread's whole
+/// life is heapprof's own ([`own_thread`]). Every background thread
+/// heapprof starts goes through here. The error is an OS error code, which
+/// holds no heap memory.
+pub(crate) fn spawn_own_thread<F>(name: &str, make: impl FnOnce() -> F) -> std::io::Result<()>
+where
+    F: FnOnce() + Send + 'static,
+{
+    own_work(|| {
+        let body = make();
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                own_thread();
+                body()
+            })
+            .map(drop)
+    })
+}
+
 /// This thread's own counts so far.
 pub(crate) fn this_thread() -> Totals {
     with(|c| c.read())
