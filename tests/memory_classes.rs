@@ -236,6 +236,12 @@ fn classes_child() {
     std::mem::forget(kept);
 }
 
+/// The number under `key` among a memory comment's pairs.
+fn number(pairs: &[(String, String)], key: &str) -> u64 {
+    let (_, value) = pairs.iter().find(|(k, _)| k == key).expect(key);
+    value.parse().unwrap()
+}
+
 /// `key=value` pairs of the profile comment that starts `heapprof: memory`.
 fn memory_comment(text: &str) -> Option<Vec<(String, String)>> {
     let line = text
@@ -286,15 +292,7 @@ fn each_class_moves_by_what_the_program_did() {
             "allocator"
         ]
     );
-    let value = |key: &str| -> u64 {
-        pairs
-            .iter()
-            .find(|(k, _)| k == key)
-            .unwrap()
-            .1
-            .parse()
-            .unwrap()
-    };
+    let value = |key: &str| number(&pairs, key);
     assert!(value("live_bytes") >= (KEPT * BLOCK) as u64, "{comments}");
     let classes: u64 = keys[1..8].iter().map(|k| value(k)).sum();
     assert_eq!(classes, value("rss_bytes"), "{comments}");
@@ -367,15 +365,7 @@ fn profiles_built_in_process_carry_the_classes() {
     let profile = heapprof::pprof::Profile::decode(&bytes).unwrap();
     let comments = profile.comments.join("\n");
     let pairs = memory_comment(&comments).expect(&comments);
-    let value = |key: &str| -> u64 {
-        pairs
-            .iter()
-            .find(|(k, _)| k == key)
-            .unwrap()
-            .1
-            .parse()
-            .unwrap()
-    };
+    let value = |key: &str| number(&pairs, key);
     assert!(value("live_bytes") >= kept.len() as u64, "{comments}");
     assert!(value("rss_bytes") >= value("live_bytes"), "{comments}");
     assert_eq!(

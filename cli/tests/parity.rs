@@ -10,7 +10,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Output};
 
 use heapprof::pprof::{Function, Line, Location, Profile, Sample, ValueType};
 use regex::Regex;
@@ -313,6 +313,25 @@ fn corpus_files(take: impl Fn(&str) -> bool) -> Vec<String> {
 /// the header's `Time:` proves it follows the zone as pprof's does.
 const ZONE: &str = "America/New_York";
 
+/// `go tool pprof` with `pprof_args` (no binaries) and heapprof with
+/// `ours_args`, both in the time zone [`ZONE`], whose headers name it.
+fn both_in_zone(pprof_args: &[String], ours_args: &[String]) -> (Output, Output) {
+    let theirs = Command::new("go")
+        .args(["tool", "pprof"])
+        .args(pprof_args)
+        .env("PPROF_BINARY_PATH", "/nonexistent")
+        .env("PPROF_TMPDIR", std::env::temp_dir())
+        .env("TZ", ZONE)
+        .output()
+        .expect("go tool pprof (apt-get install golang-go)");
+    let ours = Command::new(env!("CARGO_BIN_EXE_heapprof"))
+        .args(ours_args)
+        .env("TZ", ZONE)
+        .output()
+        .unwrap();
+    (theirs, ours)
+}
+
 /// Every protobuf profile of the corpus, at its default sample type and at
 /// each one, sorted by flat and by cum: the same output as pprof's, header
 /// included, or, where pprof refuses the file, a refusal in one line.
@@ -347,20 +366,7 @@ fn every_corpus_table_is_pprofs() {
                 ours_args.push("--cum".to_owned());
             }
             pprof_args.push(file.clone());
-            let theirs = Command::new("go")
-                .arg("tool")
-                .arg("pprof")
-                .args(&pprof_args)
-                .env("PPROF_BINARY_PATH", "/nonexistent")
-                .env("PPROF_TMPDIR", std::env::temp_dir())
-                .env("TZ", ZONE)
-                .output()
-                .expect("go tool pprof (apt-get install golang-go)");
-            let ours = Command::new(env!("CARGO_BIN_EXE_heapprof"))
-                .args(&ours_args)
-                .env("TZ", ZONE)
-                .output()
-                .unwrap();
+            let (theirs, ours) = both_in_zone(&pprof_args, &ours_args);
             let same = match (theirs.status.success(), ours.status.success()) {
                 // Invalid UTF-8 compares as heapprof shows it, replaced.
                 (true, true) => {
@@ -411,24 +417,18 @@ fn every_corpus_profile_filters_as_pprof_filters() {
             continue;
         };
         for filter in ["focus", "ignore", "hide"] {
-            let theirs = Command::new("go")
-                .args([
-                    "tool",
-                    "pprof",
-                    "-top",
-                    &format!("-{filter}={}", word.as_str()),
-                ])
-                .arg(&file)
-                .env("PPROF_BINARY_PATH", "/nonexistent")
-                .env("PPROF_TMPDIR", std::env::temp_dir())
-                .env("TZ", ZONE)
-                .output()
-                .expect("go tool pprof (apt-get install golang-go)");
-            let ours = Command::new(env!("CARGO_BIN_EXE_heapprof"))
-                .args(["top", &file, &format!("--{filter}"), word.as_str()])
-                .env("TZ", ZONE)
-                .output()
-                .unwrap();
+            let pprof_args = [
+                "-top".to_owned(),
+                format!("-{filter}={}", word.as_str()),
+                file.clone(),
+            ];
+            let ours_args = [
+                "top".to_owned(),
+                file.clone(),
+                format!("--{filter}"),
+                word.as_str().to_owned(),
+            ];
+            let (theirs, ours) = both_in_zone(&pprof_args, &ours_args);
             assert_eq!(
                 String::from_utf8_lossy(&ours.stdout),
                 String::from_utf8_lossy(&theirs.stdout),
