@@ -35,6 +35,7 @@ use crate::{dump, trace, Error, Symbolize};
 /// | `limit` | bytes, e.g. `512m` | the memory limit `near_limit` watches (default: the cgroup's) |
 /// | `near_limit` | a percentage, `1%` to `100%` | write the heap and peak profiles (`.near-limit-90` before the extension) when resident memory reaches this much of the limit, and at every 5% above; turns peak tracking on |
 /// | `trace` | a duration: `500ms`, `10s` | a `heapprof trace:` line on stderr this often (see [`Config::trace`]) |
+/// | `at_signal` | `1`/`0` | on SIGTERM or SIGINT, write what `at_exit` and `peak` write at exit, then let the signal do what it would have (see [`Config::at_signal`]) |
 ///
 /// A bad value in `HEAPPROF` gives one warning on stderr naming the key and
 /// what is used instead; the other keys still apply. [`Config::from_str`]
@@ -69,6 +70,7 @@ pub struct Config {
     limit: Option<u64>,
     near_limit: Option<u32>,
     trace: Option<Duration>,
+    at_signal: bool,
 }
 
 impl Config {
@@ -183,6 +185,23 @@ impl Config {
         self
     }
 
+    /// On the first SIGTERM or SIGINT, writes the exit dumps (what
+    /// [`at_exit`](Config::at_exit) and [`peak`](Config::peak) write at
+    /// exit; without either, nothing is installed), then lets the signal do
+    /// what it would have done without heapprof: the handler that was
+    /// installed when [`start`](Config::start) ran is put back and the
+    /// signal sent again, so that handler runs (on some thread of the
+    /// process), or with the default disposition the process ends by the
+    /// signal. The dumps are written by a heapprof thread, never from the
+    /// handler, which only writes a byte to a pipe. A handler the program
+    /// installs after `start` replaces heapprof's (with `HEAPPROF`, `start`
+    /// runs before `main`, so start from code after installing your own);
+    /// an ignored signal is left alone. Interval dumps stop, as at exit.
+    pub fn at_signal(mut self, on: bool) -> Self {
+        self.at_signal = on;
+        self
+    }
+
     /// Applies the configuration: sets the rate, turns on peak tracking,
     /// starts the dump thread, the exit handler and the debug endpoint, as
     /// asked. Errors if the dump directory does not exist or the endpoint
@@ -221,6 +240,10 @@ impl Config {
                 crate::limit::start(self.limit, percent, pattern)
             }
             None => Ok(()),
+        };
+        let dumping = match dumping {
+            Ok(()) if self.at_signal && (self.at_exit || self.peak) => crate::signal::start(),
+            other => other,
         };
         let dumping = dumping.and(watching);
         let serving = match &self.http {
@@ -352,9 +375,13 @@ impl Config {
                     })?;
                 self.near_limit = Some(percent);
             }
+            "at_signal" => {
+                self.at_signal = parse_bool(value)
+                    .ok_or_else(|| bad("1 or 0", "no profiles on SIGTERM or SIGINT"))?;
+            }
             _ => {
                 return Err(format!(
-                    "unknown key \"{key}\" ignored (known keys: rate, dump, interval, at_exit, peak, http, symbolize, full_stacks, peak_interval, limit, near_limit, trace)"
+                    "unknown key \"{key}\" ignored (known keys: rate, dump, interval, at_exit, peak, http, symbolize, full_stacks, peak_interval, limit, near_limit, trace, at_signal)"
                 ))
             }
         }
@@ -427,6 +454,9 @@ impl fmt::Display for Config {
         }
         if let Some(trace) = self.trace {
             items.push(format!("trace={}ms", trace.as_millis()));
+        }
+        if self.at_signal {
+            items.push("at_signal=1".to_owned());
         }
         f.write_str(&items.join(","))
     }
@@ -626,6 +656,20 @@ mod tests {
                 "trace: bad value \"abc\" (expected a duration above zero such as 10s, 1m or 500ms); no trace lines",
                 "trace: bad value \"0\" (expected a duration above zero such as 10s, 1m or 500ms); no trace lines",
             ]
+        );
+    }
+
+    #[test]
+    fn at_signal_parses_prints_back_and_bad_values_say_what_applies() {
+        let config: Config = "at_signal=1,at_exit=1".parse().unwrap();
+        assert_eq!(config, Config::new().at_signal(true).at_exit(true));
+        assert_eq!(config.to_string(), "at_exit=1,at_signal=1");
+        assert_eq!(config.to_string().parse::<Config>().unwrap(), config);
+        let (config, problems) = Config::parse_lenient("at_signal=later,peak=1");
+        assert_eq!(config, Config::new().peak(true));
+        assert_eq!(
+            problems,
+            ["at_signal: bad value \"later\" (expected 1 or 0); no profiles on SIGTERM or SIGINT"]
         );
     }
 

@@ -88,6 +88,14 @@ pub(crate) fn start(
 }
 
 extern "C" fn at_exit() {
+    write_exit_dumps();
+}
+
+/// Writes what the exit handler writes (the heap and/or peak profile, as
+/// configured), once per process: whichever of exit and a signal (see
+/// [`crate::signal`]) comes first writes them, the other nothing. Interval
+/// dumps stop, as at exit.
+pub(crate) fn write_exit_dumps() {
     let _work = OwnWork::enter();
     EXITING.store(true, Ordering::Release);
     // Wait for an interval dump being written; later ones see EXITING.

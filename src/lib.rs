@@ -104,6 +104,7 @@ mod mappings;
 mod memory;
 pub mod metrics;
 mod profile;
+mod signal;
 mod stats;
 mod symbolize;
 mod sys;

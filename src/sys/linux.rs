@@ -338,3 +338,107 @@ pub(crate) fn malloc_totals() -> Option<MallocTotals> {
 pub(crate) fn malloc_totals() -> Option<MallocTotals> {
     None
 }
+
+/// A signal's disposition as `sigaction` describes it: default, ignored or
+/// a handler, with its flags and mask.
+#[derive(Clone, Copy)]
+pub(crate) struct SignalAction(libc::sigaction);
+
+impl SignalAction {
+    /// Whether the signal is ignored (`SIG_IGN`).
+    pub(crate) fn is_ignored(&self) -> bool {
+        self.0.sa_sigaction == libc::SIG_IGN
+    }
+}
+
+/// The current disposition of `signal`, or `None` if it is not a signal.
+/// Async-signal-safe.
+pub(crate) fn signal_action(signal: c_int) -> Option<SignalAction> {
+    // SAFETY: a null new action only reads the disposition into `old`, a
+    // valid out-pointer; an all-zero sigaction is a valid value to overwrite.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        (libc::sigaction(signal, std::ptr::null(), &mut old) == 0).then_some(SignalAction(old))
+    }
+}
+
+/// Installs `handler` for `signal` with `SA_RESTART` (an interrupted read
+/// or write of the program resumes), blocking nothing more while it runs.
+/// False if the system refuses.
+pub(crate) fn set_signal_handler(signal: c_int, handler: extern "C" fn(c_int)) -> bool {
+    // SAFETY: `action` is fully initialized (zeroed, an empty mask, the
+    // handler's address) before sigaction reads it; `handler` is an
+    // `extern "C" fn(c_int)` that lives for the whole program, the
+    // signature a handler without SA_SIGINFO has.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(signal, &action, std::ptr::null_mut()) == 0
+    }
+}
+
+/// Makes `action` the disposition of `signal` again. Async-signal-safe.
+pub(crate) fn restore_signal_action(signal: c_int, action: &SignalAction) {
+    // SAFETY: `action` was read by sigaction, so it is a valid disposition.
+    unsafe { libc::sigaction(signal, &action.0, std::ptr::null_mut()) };
+}
+
+/// Sends `signal` to this process (any thread of it that does not block
+/// it). Async-signal-safe.
+pub(crate) fn signal_this_process(signal: c_int) {
+    // SAFETY: kill and getpid have no preconditions.
+    unsafe { libc::kill(libc::getpid(), signal) };
+}
+
+/// This process's id, by the system call (async-signal-safe).
+pub(crate) fn process_id() -> c_int {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() }
+}
+
+/// A pipe, both ends closed on `exec`, its write end non-blocking (a full
+/// pipe must not stall a signal handler): (read end, write end).
+pub(crate) fn pipe() -> Option<(c_int, c_int)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes; fcntl
+    // is called on the write end it returned.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return None;
+        }
+        let flags = libc::fcntl(fds[1], libc::F_GETFL);
+        libc::fcntl(fds[1], libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+    Some((fds[0], fds[1]))
+}
+
+/// Writes one byte to `fd`, leaving `errno` as it was: async-signal-safe,
+/// for a handler that interrupted code about to read `errno`. A full pipe
+/// drops the byte (one already waiting says the same).
+pub(crate) fn write_byte(fd: c_int, byte: u8) {
+    // SAFETY: __errno_location gives this thread's errno, valid for the
+    // thread's life; write reads one byte from a valid local.
+    unsafe {
+        let errno = *libc::__errno_location();
+        libc::write(fd, (&byte as *const u8).cast(), 1);
+        *libc::__errno_location() = errno;
+    }
+}
+
+/// Waits for one byte from `fd`, resuming after interruptions; `None` at
+/// end of file or on another error.
+pub(crate) fn read_byte(fd: c_int) -> Option<u8> {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: read writes at most one byte into a valid local.
+        let n = unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) };
+        match n {
+            1 => return Some(byte),
+            // SAFETY: __errno_location gives this thread's errno.
+            -1 if unsafe { *libc::__errno_location() } == libc::EINTR => continue,
+            _ => return None,
+        }
+    }
+}
