@@ -19,7 +19,7 @@ use std::ffi::c_int;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Once, OnceLock};
 
-use crate::core::counters::{self, own_work};
+use crate::core::counters;
 use crate::sys::{self, SignalAction};
 use crate::{dump, Error};
 
@@ -46,18 +46,13 @@ pub(crate) fn start() -> Result<(), Error> {
 fn install() -> Result<(), Error> {
     let (read_end, write_end) =
         sys::pipe().ok_or_else(|| Error::Config("at_signal: cannot make its pipe".to_owned()))?;
-    // Heapprof's own thread, as the dump threads are.
-    own_work(|| {
-        std::thread::Builder::new()
-            .name("heapprof-signal".to_owned())
-            .spawn(move || {
-                counters::own_thread();
-                while let Some(signal) = sys::read_byte(read_end) {
-                    dump::write_exit_dumps();
-                    pass_on(c_int::from(signal));
-                }
-            })
-            .map(drop)
+    counters::spawn_own_thread("heapprof-signal", || {
+        move || {
+            while let Some(signal) = sys::read_byte(read_end) {
+                dump::write_exit_dumps();
+                pass_on(c_int::from(signal));
+            }
+        }
     })
     .map_err(|e| Error::Config(format!("at_signal: cannot start its thread: {e}")))?;
     PIPE_WRITE.store(write_end, Ordering::Release);
