@@ -14,6 +14,7 @@
 //! | [`flamegraph::write`] | an SVG flamegraph (inferno) |
 //! | [`diff::write`] | NEW minus BASE: table, differential folded stacks or flamegraph |
 //! | [`info::write`] | a summary of the profile |
+//! | [`timeline::write`] | a series of profiles over time and its leak ranking ([`timeline::Builder`]) |
 //!
 //! [`symbolize::symbolize`] is not a view: it returns the profile with
 //! addresses resolved from the binaries on disk.
@@ -84,6 +85,7 @@ pub mod stacks;
 pub mod symbolize;
 #[cfg(test)]
 mod testing;
+pub mod timeline;
 pub mod top;
 pub mod units;
 

@@ -261,6 +261,20 @@ pub fn stacks<'p>(
     filters: &Filters,
     names: &mut Names<'p>,
 ) -> Vec<Stack> {
+    let (mut stacks, _) = stacks_by_sample(profile, index, filters, names);
+    stacks.retain(|s| s.value != 0);
+    stacks
+}
+
+/// [`stacks`], with the stack each sample went into (`None` for a sample
+/// of value zero or one the filters dropped), for views that keep a figure
+/// of their own per sample; stacks whose samples sum to zero are kept.
+pub(crate) fn stacks_by_sample<'p>(
+    profile: &'p Profile,
+    index: usize,
+    filters: &Filters,
+    names: &mut Names<'p>,
+) -> (Vec<Stack>, Vec<Option<u32>>) {
     let matches = |re: &Option<Regex>, texts: &[&str]| {
         re.as_ref()
             .is_some_and(|re| texts.iter().any(|t| re.is_match(t)))
@@ -335,13 +349,15 @@ pub fn stacks<'p>(
     // added up first, so that reports walk each distinct stack once.
     let mut merged: IdMap<&[usize], usize> = IdMap::default();
     let mut stacks: Vec<Stack> = Vec::new();
-    for sample in &profile.samples {
+    let mut of_sample = vec![None; profile.samples.len()];
+    for (sample, went) in profile.samples.iter().zip(&mut of_sample) {
         let value = sample.values[index];
         if value == 0 {
             continue;
         }
         if let Some(&i) = merged.get(&sample.locations[..]) {
             stacks[i].value += value;
+            *went = Some(i as u32);
             continue;
         }
         let any =
@@ -351,6 +367,7 @@ pub fn stacks<'p>(
         {
             continue;
         }
+        *went = Some(stacks.len() as u32);
         merged.insert(&sample.locations, stacks.len());
         stacks.push(Stack {
             frames: sample
@@ -361,8 +378,7 @@ pub fn stacks<'p>(
             value,
         });
     }
-    stacks.retain(|s| s.value != 0);
-    stacks
+    (stacks, of_sample)
 }
 
 #[cfg(test)]
