@@ -17,12 +17,18 @@
 //! has no sampling error.
 //!
 //! [`judge`] splits the series into thirds (by snapshot order) and takes
-//! each third's level (its mean in-use) and the noise of that level: the
-//! mean of its points' standard errors (as if their errors were one: a
-//! block sampled once stays sampled, so successive profiles' errors are
-//! correlated, and this is the bound whatever the correlation) combined
-//! with the third's own scatter around its straight line (what the
-//! program's own ups and downs add), divided by √m for its m points.
+//! each third's level (its mean in-use) and the noise of that level. A
+//! block sampled once stays sampled while it lives, so the errors of
+//! successive profiles are correlated, by an amount that depends on how
+//! long the site's blocks live; the third's scatter around its own
+//! straight line tells how much: m points with sampling error σ (the mean
+//! of their standard errors) and correlation ρ scatter by σ²(1 − ρ), and
+//! their mean has variance σ²(1 + (m − 1)ρ)/m. So the level's variance is
+//! σ² − (m − 1)/m·S² for a scatter S² below σ² (σ² when the points do not
+//! scatter at all: one error shared by all), and S²/m when they scatter
+//! more than sampling explains (the program's own ups and downs, taken as
+//! independent). It is never below σ²/m, the noise of independent
+//! samples.
 //!
 //! * The **rise** is the last third's level minus the first's, and its
 //!   noise the two levels' noises combined (errors of one site at two
@@ -230,10 +236,19 @@ impl Level {
         } else {
             0.0
         };
+        let sampling = mean_error * mean_error;
+        // Errors of m points with variance σ² and correlation ρ leave a
+        // scatter of σ²(1 − ρ) and a mean of variance σ²(1 + (m − 1)ρ)/m;
+        // a scatter beyond σ² is the program's own, counted as independent.
+        let variance = if scatter >= sampling {
+            scatter / m
+        } else {
+            sampling - (m - 1.0) / m * scatter
+        };
         Level {
             value: line.mean_value,
             seconds: line.mean_seconds,
-            noise: (mean_error * mean_error + scatter / m).sqrt(),
+            noise: variance.sqrt(),
         }
     }
 }

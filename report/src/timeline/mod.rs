@@ -548,3 +548,6 @@ pub fn write(
 ) -> Result<(), Error> {
     render::write(options, timeline, out)
 }
+
+#[cfg(test)]
+mod tests;
