@@ -14,6 +14,7 @@ mod info;
 mod load;
 mod output;
 mod symbolize;
+mod timeline;
 mod top;
 
 use std::io::Write;
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         args::Command::Info(a) => info::run(a, &mut out),
         args::Command::Demo(a) => demo::run(a, &mut out),
         args::Command::Symbolize(a) => symbolize::run(a, &mut out),
+        args::Command::Timeline(a) => timeline::run(a, &mut out),
     }
     .and_then(|()| Ok(out.flush()?));
     match result {
