@@ -120,7 +120,8 @@ fn inputs(dumps: &[PathBuf]) -> Result<Vec<Input>> {
             let entry =
                 entry.with_context(|| format!("cannot list directory {}", dump.display()))?;
             let hidden = entry.file_name().to_string_lossy().starts_with('.');
-            let metadata = entry.metadata();
+            // A symlink to a profile is a profile.
+            let metadata = std::fs::metadata(entry.path());
             if let (false, Ok(metadata)) = (hidden, metadata) {
                 if metadata.is_file() {
                     listed.push(Input {

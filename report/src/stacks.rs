@@ -55,7 +55,7 @@ impl<'p> Names<'p> {
         self.insert(Cow::Owned(name), "", objfile)
     }
 
-    fn insert(&mut self, name: Cow<'p, str>, file: &'p str, key: &'p str) -> u32 {
+    pub(crate) fn insert(&mut self, name: Cow<'p, str>, file: &'p str, key: &'p str) -> u32 {
         if let Some(&id) = self.index.get(&(name.clone(), key)) {
             // One name in two files: no one file is the function's.
             let known = &mut self.entries[id as usize].1;

@@ -44,11 +44,13 @@
 //! # Ok::<(), heapprof_report::Error>(())
 //! ```
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 
 use heapprof_pprof::{Profile, ValueType};
 
+use crate::shorten::display_name;
 use crate::stacks::{self, Names, Selection};
 use crate::Error;
 
@@ -321,6 +323,11 @@ fn sample_types(profile: &Profile) -> String {
 /// `index`, after the selection's filters.
 fn site_values(options: &Options, profile: &Profile, index: usize) -> Vec<(String, i64, f64)> {
     let noise = fit::SamplingNoise::of(profile, index);
+    let filters = &options.selection.filters;
+    let unfiltered = filters.focus.is_none() && filters.ignore.is_none() && filters.hide.is_none();
+    if unfiltered && options.granularity == Granularity::Function {
+        return leaf_values(profile, index, noise);
+    }
     let mut names = Names::default();
     let (filtered, of_sample) =
         stacks::stacks_by_sample(profile, index, &options.selection.filters, &mut names);
@@ -332,7 +339,8 @@ fn site_values(options: &Options, profile: &Profile, index: usize) -> Vec<(Strin
             variance[*stack as usize] += noise.variance(sample, index);
         }
     }
-    let mut per_site: HashMap<String, (i64, f64)> = HashMap::new();
+    // Names are borrowed while stacks are summed, and owned once per site.
+    let mut per_site: HashMap<Cow<str>, (i64, f64)> = HashMap::new();
     for (stack, variance) in filtered.iter().zip(variance) {
         if stack.value == 0 {
             continue;
@@ -346,21 +354,92 @@ fn site_values(options: &Options, profile: &Profile, index: usize) -> Vec<(Strin
     per_site
         .into_iter()
         .filter(|(_, (value, _))| *value != 0)
-        .map(|(site, (value, variance))| (site, value, variance))
+        .map(|(site, (value, variance))| (site.into_owned(), value, variance))
         .collect()
 }
 
+/// [`site_values`] by leaf function without filters, the common case: a
+/// sample's site is the innermost frame of its first location, named as
+/// [`stacks::stacks`] names it, found once per location; no stacks are
+/// built. (A fifth of the time of reading a dump went into building them.)
+fn leaf_values(
+    profile: &Profile,
+    index: usize,
+    noise: fit::SamplingNoise,
+) -> Vec<(String, i64, f64)> {
+    let mut names = Names::default();
+    let mut site_of_location: Vec<Option<u32>> = vec![None; profile.locations.len()];
+    let mut sums: Vec<(i64, f64)> = Vec::new();
+    let mut no_frames = (0, 0.0);
+    for sample in &profile.samples {
+        let value = sample.values[index];
+        if value == 0 {
+            continue;
+        }
+        let sum = match sample.locations.first() {
+            None => &mut no_frames,
+            Some(&leaf) => {
+                let site = *site_of_location[leaf]
+                    .get_or_insert_with(|| leaf_function(profile, leaf, &mut names));
+                if sums.len() <= site as usize {
+                    sums.resize(site as usize + 1, (0, 0.0));
+                }
+                &mut sums[site as usize]
+            }
+        };
+        sum.0 += value;
+        sum.1 += noise.variance(sample, index);
+    }
+    let mut sites: Vec<(String, i64, f64)> = sums
+        .into_iter()
+        .enumerate()
+        .filter(|(_, (value, _))| *value != 0)
+        .map(|(id, (value, variance))| (names.name(id as u32).to_owned(), value, variance))
+        .collect();
+    if no_frames.0 != 0 {
+        sites.push(("<no frames>".to_owned(), no_frames.0, no_frames.1));
+    }
+    sites
+}
+
+/// The id in `names` of the innermost frame of location `at`: its first
+/// line's function, or for a location without lines or a function
+/// without a name, its object file (as [`stacks::stacks`] names them).
+fn leaf_function<'p>(profile: &'p Profile, at: usize, names: &mut Names<'p>) -> u32 {
+    let location = &profile.locations[at];
+    let objfile = location
+        .mapping
+        .and_then(|m| profile.mappings.get(m))
+        .map_or("", |m| m.filename.as_str());
+    match location.lines.first() {
+        Some(line) => {
+            let function = &profile.functions[line.function];
+            let shown = display_name(function);
+            if shown.is_empty() {
+                names.intern_object(objfile)
+            } else {
+                names.insert(shown, &function.filename, "")
+            }
+        }
+        None => names.intern_object(objfile),
+    }
+}
+
 /// A stack's site name at `granularity`.
-fn site_name(names: &Names, stack: &stacks::Stack, granularity: Granularity) -> String {
+fn site_name<'n>(
+    names: &'n Names,
+    stack: &stacks::Stack,
+    granularity: Granularity,
+) -> Cow<'n, str> {
     let Some(leaf) = stack.frames.first() else {
-        return "<no frames>".to_owned();
+        return Cow::Borrowed("<no frames>");
     };
     match granularity {
-        Granularity::Function => names.name(leaf.function).to_owned(),
-        Granularity::File => match names.file(leaf.function) {
-            "" => "<unknown>".to_owned(),
-            file => file.to_owned(),
-        },
+        Granularity::Function => Cow::Borrowed(names.name(leaf.function)),
+        Granularity::File => Cow::Borrowed(match names.file(leaf.function) {
+            "" => "<unknown>",
+            file => file,
+        }),
         Granularity::Stack => {
             let frames: Vec<&str> = stack
                 .frames
@@ -368,7 +447,7 @@ fn site_name(names: &Names, stack: &stacks::Stack, granularity: Granularity) -> 
                 .rev()
                 .map(|f| names.name(f.function))
                 .collect();
-            frames.join(";")
+            Cow::Owned(frames.join(";"))
         }
     }
 }
