@@ -154,8 +154,10 @@ pub struct Site {
     /// The sampling standard error of each of those values (0 for a profile
     /// of every allocation), as the verdict takes it ([`fit`]).
     pub inuse_error: Vec<f64>,
-    /// The slope over the last third of the series, per second: the figure
-    /// that tells growth that goes on from growth that levelled off.
+    /// The late pace, per second: from the middle third's mean in-use to
+    /// the last third's, over the time between them (the whole series'
+    /// pace when there is no middle third). It tells growth that goes on
+    /// from growth that levelled off.
     pub late_bytes_per_second: f64,
     /// The rise from the first third of the series to the last, in units
     /// of its noise: above 4 it is a rise, below −4 a fall.
