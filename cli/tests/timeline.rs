@@ -155,7 +155,7 @@ fn assert_leak_ranked_first(json: &Value, leak: &str, cache: &str) {
 fn heapprof_interval_dumps_rank_the_leak_first_and_not_the_cache() {
     let dir = scratch("timeline", "heapprof");
     let spec = format!(
-        "rate={RATE},interval=200ms,dump={}/heap-%p-%t.pb.gz",
+        "rate={RATE},interval=200ms,peak=1,dump={}/heap-%p-%t.pb.gz",
         dir.display()
     );
     let out = Command::new(std::env::current_exe().unwrap())
@@ -174,6 +174,25 @@ fn heapprof_interval_dumps_rank_the_leak_first_and_not_the_cache() {
     let last = json["snapshots"].as_array().unwrap().last().unwrap();
     assert!(last["rss_bytes"].as_u64().unwrap() > last["live_bytes"].as_u64().unwrap());
     assert!(last["classes"]["profiler_bytes"].is_u64(), "{last:#}");
+    // The peak profile written at exit is listed apart, with the peak's
+    // live bytes, and kept out of the series.
+    let peaks = json["peaks"].as_array().unwrap();
+    assert_eq!(peaks.len(), 1, "{json:#}");
+    assert!(peaks[0]["file"].as_str().unwrap().ends_with(".peak.pb.gz"));
+    assert_eq!(peaks[0]["peak"], true);
+    assert!(peaks[0]["rss_bytes"].is_null());
+    // A peak is recorded each time live bytes pass the last one by a
+    // sixteenth: the recorded one is within that of the series' highest.
+    let peak = peaks[0]["live_bytes"].as_u64().unwrap() as f64;
+    let last_live = last["live_bytes"].as_u64().unwrap() as f64;
+    assert!(
+        peak >= last_live * 15.0 / 16.0,
+        "peak {peak}, last {last_live}"
+    );
+    let files = json["snapshots"].as_array().unwrap().iter();
+    assert!(files
+        .map(|s| s["file"].as_str().unwrap())
+        .all(|f| !f.contains(".peak.")));
     // The text form says the same in its ranking's first row.
     let out = heapprof(&["timeline", s(&dir)]);
     let text = String::from_utf8(out.stdout).unwrap();
