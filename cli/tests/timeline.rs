@@ -182,11 +182,12 @@ fn heapprof_interval_dumps_rank_the_leak_first_and_not_the_cache() {
     assert_eq!(peaks[0]["peak"], true);
     assert!(peaks[0]["rss_bytes"].is_null());
     // A peak is recorded each time live bytes pass the last one by a
-    // sixteenth: the recorded one is within that of the series' highest.
+    // sixteenth (checked every 256 KiB allocated): the recorded one is
+    // within about that of the highest the series saw.
     let peak = peaks[0]["live_bytes"].as_u64().unwrap() as f64;
     let last_live = last["live_bytes"].as_u64().unwrap() as f64;
     assert!(
-        peak >= last_live * 15.0 / 16.0,
+        peak >= last_live * 7.0 / 8.0,
         "peak {peak}, last {last_live}"
     );
     let files = json["snapshots"].as_array().unwrap().iter();
