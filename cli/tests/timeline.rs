@@ -117,8 +117,8 @@ fn site<'j>(json: &'j Value, name: &str) -> (usize, &'j Value) {
 fn assert_leak_ranked_first(json: &Value, leak: &str, cache: &str) {
     let snapshots = json["snapshots"].as_array().unwrap();
     // 20 dumps at most; fewer on a busy machine, where heapprof's first
-    // dump (which symbolizes) or Go's build can take a second.
-    assert!(snapshots.len() >= 8, "{} snapshots", snapshots.len());
+    // dump (which symbolizes) can take seconds. Six make thirds of two.
+    assert!(snapshots.len() >= 6, "{} snapshots", snapshots.len());
     let times: Vec<i64> = snapshots
         .iter()
         .map(|s| s["time_nanos"].as_i64().unwrap())
