@@ -13,6 +13,7 @@
 //! | [`folded::write`] | folded stacks, `root;...;leaf value` |
 //! | [`flamegraph::write`] | an SVG flamegraph (inferno) |
 //! | [`diff::write`] | NEW minus BASE: table, differential folded stacks or flamegraph |
+//! | [`tags::write`] | a table by label value, or `go tool pprof -tags`'s text |
 //! | [`info::write`] | a summary of the profile |
 //!
 //! [`symbolize::symbolize`] is not a view: it returns the profile with
@@ -79,13 +80,16 @@ pub mod graph;
 mod header;
 pub mod info;
 mod json;
+pub mod labels;
 mod shorten;
 pub mod stacks;
 pub mod symbolize;
+pub mod tags;
 #[cfg(test)]
 mod testing;
 pub mod top;
 pub mod units;
 
 pub use error::Error;
+pub use labels::TagFilter;
 pub use stacks::{Filters, Selection};
