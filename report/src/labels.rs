@@ -421,7 +421,11 @@ pub(crate) fn kept(profile: &Profile, selection: &Selection) -> Kept {
     let filters = &selection.filters;
     let frames = LabelFrames::new(profile, selection);
     let (real, pseudo) = location_hits(profile, frames.as_ref(), filters);
-    let units = num_label_units(profile);
+    let units = if filters.tag_focus.is_some() || filters.tag_ignore.is_some() {
+        num_label_units(profile)
+    } else {
+        HashMap::new()
+    };
     let mut kept = Kept {
         tag_root: frames.as_ref().is_some_and(|f| f.root_matched),
         tag_leaf: frames.as_ref().is_some_and(|f| f.leaf_matched),
@@ -476,9 +480,19 @@ impl Selection {
     /// and `tag_leaf`, and the tag filters only the samples the name
     /// filters keep.
     pub fn unmatched(&self, profiles: &[&Profile]) -> Vec<&'static str> {
+        let filters = &self.filters;
+        let none = [&filters.focus, &filters.ignore, &filters.hide]
+            .iter()
+            .all(|re| re.is_none())
+            && filters.tag_focus.is_none()
+            && filters.tag_ignore.is_none()
+            && self.tag_root.is_empty()
+            && self.tag_leaf.is_empty();
+        if none {
+            return Vec::new();
+        }
         let all: Vec<Kept> = profiles.iter().map(|p| kept(p, self)).collect();
         let any = |pick: fn(&Kept) -> bool| all.iter().any(pick);
-        let filters = &self.filters;
         [
             ("tag-root", !self.tag_root.is_empty(), any(|k| k.tag_root)),
             ("tag-leaf", !self.tag_leaf.is_empty(), any(|k| k.tag_leaf)),
