@@ -10,7 +10,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{both_in_zone, corpus_profiles, data, scratch};
+use common::{both_in_zone, corpus_profiles, data, heapprof_stdout as heapprof, scratch};
 use heapprof::pprof::{Function, Label, LabelValue, Line, Location, Profile, Sample, ValueType};
 
 /// pprof's and heapprof's stdout for these arguments (see
@@ -448,19 +448,6 @@ fn service() -> String {
     let path = scratch("tag_parity", "service").join("service.pb.gz");
     std::fs::write(&path, profile.encode()).unwrap();
     path.to_str().unwrap().to_owned()
-}
-
-fn heapprof(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_heapprof"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! included; this module never prints anything.
 //!
 //! pprof reads a label whose string is "" as a number, and drops a
-//! numeric one of value 0 without a unit: [`strings`] and [`numbers`]
+//! numeric one of value 0 without a unit: `strings` and `numbers`
 //! give a sample's labels as pprof sees them.
 
 use std::collections::HashMap;

@@ -22,10 +22,11 @@
 //! The `heapprof` CLI maps its flags onto these options and nothing else;
 //! an HTML report or a timeline over many profiles calls the same functions,
 //! so that every way of looking at a profile agrees to the byte. Views share
-//! a [`Selection`] (the sample type and pprof's focus/ignore/hide filters)
+//! a [`Selection`] (the sample type, pprof's focus/ignore/hide and tag filters)
 //! and the building blocks below them: [`stacks`] (a profile as filtered,
-//! interned stacks), [`graph`] (flat and cum figures by go tool pprof's
-//! rules) and [`units`] (numbers as pprof prints them). Views never read or
+//! interned stacks), [`labels`] (pprof's label filters and pseudo
+//! frames), [`graph`] (flat and cum figures by go tool pprof's rules) and
+//! [`units`] (numbers as pprof prints them). Views never read or
 //! write files: the caller decides where the bytes go, and adds the file's
 //! name to errors about a profile's content.
 //!

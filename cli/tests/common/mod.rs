@@ -36,6 +36,20 @@ pub fn scratch(tests: &str, name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// The stdout of `heapprof ARGS`, which must succeed.
+pub fn heapprof_stdout(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_heapprof"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// The one line on stderr of a failed run, which printed nothing on stdout.
 pub fn one_line_error(args: &[&str], out: std::process::Output) -> String {
     let stderr = String::from_utf8(out.stderr).unwrap();
