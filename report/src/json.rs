@@ -69,9 +69,14 @@ pub(crate) fn write_top(
         dropped_nodes: top.dropped,
         rows,
     };
+    write_pretty(&json, out)
+}
+
+/// Writes `json` pretty-printed, and a newline.
+pub(crate) fn write_pretty(json: &impl Serialize, out: &mut impl Write) -> Result<(), Error> {
     // serde_json wraps a failed write in its own error; unwrapped, a closed
     // pipe is an io::Error that the caller can recognize and end quietly on.
-    serde_json::to_writer_pretty(&mut *out, &json).map_err(|e| {
+    serde_json::to_writer_pretty(&mut *out, json).map_err(|e| {
         if e.is_io() {
             Error::Io(e.into())
         } else {
