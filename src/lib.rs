@@ -99,6 +99,7 @@ mod error;
 mod fork;
 #[cfg(feature = "http")]
 mod http;
+mod labels;
 mod limit;
 mod mappings;
 mod memory;
@@ -109,6 +110,8 @@ mod stats;
 mod symbolize;
 mod sys;
 mod trace;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 mod unwind;
 
 use std::path::Path;
@@ -124,6 +127,7 @@ pub use error::Error;
 pub use heapprof_pprof as pprof;
 #[cfg(feature = "http")]
 pub use http::serve;
+pub use labels::{labeled, with_labels, Labeled};
 pub use memory::{memory_classes, MemoryClasses};
 pub use stats::{measure, stats, AllocStats, Stats};
 pub use symbolize::Mode as Symbolize;
@@ -225,6 +229,28 @@ pub fn write_allocs_profile(path: impl AsRef<Path>) -> Result<(), Error> {
 /// ```
 pub fn peak_profile() -> Result<Vec<u8>, Error> {
     profile(Kind::Peak).encoded()
+}
+
+/// The lifetimes of freed sampled blocks, as gzipped pprof bytes (see
+/// [`Kind::Lifetimes`]): `profile(Kind::Lifetimes).build()?.encode()`.
+///
+/// ```
+/// #[global_allocator]
+/// static ALLOC: heapprof::Profiler = heapprof::Profiler::system();
+///
+/// heapprof::set_sample_rate(1);
+/// drop(vec![0u8; 1000]); // lives for well under a millisecond
+/// let profile = heapprof::pprof::Profile::decode(&heapprof::lifetimes_profile().unwrap()).unwrap();
+/// assert_eq!(profile.sample_types[2].r#type, "lifetime");
+/// # heapprof::set_sample_rate(heapprof::DEFAULT_RATE as usize);
+/// ```
+pub fn lifetimes_profile() -> Result<Vec<u8>, Error> {
+    profile(Kind::Lifetimes).encoded()
+}
+
+/// Writes [`lifetimes_profile`] to `path`, like [`write_heap_profile`].
+pub fn write_lifetimes_profile(path: impl AsRef<Path>) -> Result<(), Error> {
+    profile(Kind::Lifetimes).write_to(path.as_ref())
 }
 
 /// Writes [`peak_profile`] to `path`, like [`write_heap_profile`].
