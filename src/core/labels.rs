@@ -107,6 +107,7 @@ impl Pairs {
 struct Frame {
     pairs: Pairs,
     /// Who pushed it, for removal out of order (a `tracing` span's id), or 0.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     owner: u64,
     /// `epoch << 32 | set id` of the set the stack up to this frame resolved
     /// to; 0 before the first sample in the scope.
@@ -182,6 +183,7 @@ pub(crate) fn pop() {
 /// its pairs; `None` if there is none kept: then, if scopes past
 /// [`MAX_DEPTH`] are open, one of them is taken to be it. Frames above it
 /// move down and forget their sets.
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
 pub(crate) fn remove(owner: u64) -> Option<Pairs> {
     STACK.with(|stack| {
         let depth = stack.depth.get();
@@ -360,9 +362,6 @@ fn resolve(stack: &LabelStack, depth: usize, sets: &mut LabelSets) -> u32 {
     };
     let name_bytes = stack.name.get();
     let name = name_len.and_then(|len| std::str::from_utf8(&name_bytes[..len]).ok());
-    // The frames' pairs are alive while their frames are on the stack,
-    // which they are for this whole call.
-    let frames: [Frame; MAX_DEPTH] = std::array::from_fn(|i| stack.frames[i].get());
     let mut merged = Merged {
         pairs: [("", ""); MAX_LABELS],
         count: 0,
@@ -370,9 +369,10 @@ fn resolve(stack: &LabelStack, depth: usize, sets: &mut LabelSets) -> u32 {
     if let Some(name) = name {
         merged.put(THREAD_KEY, name);
     }
-    for frame in &frames[..depth] {
-        // SAFETY: the frame is on the stack, so its scope and pairs are alive.
-        unsafe { frame.pairs.for_each(|k, v| merged.put(k, v)) };
+    for frame in &stack.frames[..depth] {
+        // SAFETY: the frame is on the stack, so its scope and pairs are
+        // alive, for this whole call.
+        unsafe { frame.get().pairs.for_each(|k, v| merged.put(k, v)) };
     }
     let pairs = &mut merged.pairs[..merged.count];
     pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
