@@ -1,7 +1,8 @@
 //! Labels on heap samples, exactly at rate 1: nested scopes, several
 //! threads, a future polled on two threads, blocks freed under other labels
-//! than they were allocated under; and `go tool pprof -tags` and
-//! `-tagfocus` showing the same figures as the decoded profile.
+//! than they were allocated under; and `go tool pprof -tags`, `-tagfocus`,
+//! `-tagignore` and `-tagroot` showing the same figures as the decoded
+//! profile.
 
 mod common;
 
@@ -343,6 +344,27 @@ fn go_tool_pprof_tags_and_tagfocus_show_the_same_figures() {
     assert!(top_row(&top, "users_site").is_none(), "{top}");
     assert_eq!(
         top_row(&top, "admin_site").map(|r| r.1),
+        Some(admin_bytes),
+        "{top}"
+    );
+
+    // -tagroot makes the endpoint a frame at the root of each stack.
+    let top = go_pprof_ok(&[
+        "-tagroot=endpoint",
+        "-top",
+        "-cum",
+        "-nodefraction=0",
+        "-unit=B",
+        "-sample_index=inuse_space",
+        path,
+    ]);
+    assert_eq!(
+        top_row(&top, "/users").map(|r| r.1),
+        Some(users_bytes),
+        "{top}"
+    );
+    assert_eq!(
+        top_row(&top, "/admin").map(|r| r.1),
         Some(admin_bytes),
         "{top}"
     );
