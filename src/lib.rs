@@ -39,6 +39,10 @@
 //!
 //! * [`stats()`] and [`measure`]: exact allocation counters (Go's
 //!   `ReadMemStats`), for the process and for a closure on one thread.
+//! * [`with_labels`] and [`labeled`]: labels on samples (for whom: an
+//!   endpoint, a tenant, a task; with feature `tracing`, a span), and the
+//!   age of in-use memory and the lifetimes of freed blocks (since when:
+//!   [`lifetimes_profile`]).
 //! * [`metrics`]: the same figures as a named catalog and in Prometheus
 //!   text (Go's `runtime/metrics`).
 //! * [`Config`] and the `HEAPPROF` environment variable (Go's `GODEBUG`):
@@ -73,8 +77,9 @@
 //!
 //! Bounds: at most [`MAX_DEPTH`] frames per stack (deeper stacks end in a
 //! `[truncated]` frame); at most 131072 buckets and 2 Mi interned frame
-//! addresses (~21 MiB) in the table; 131072 tracked live sampled blocks
-//! (2 MiB, lazily touched). Samples beyond a bound are counted as dropped and
+//! addresses (~40 MiB with the lifetime sums) in the table, 4096 label sets
+//! in 4 MiB; 131072 tracked live sampled blocks (3 MiB, lazily touched),
+//! growing on demand to 33 million. Samples beyond a bound are counted as dropped and
 //! the profile says so in a comment.
 
 //! # The house
