@@ -93,7 +93,14 @@ fn every_path_answers() {
 
     let index = get(addr, "/debug/pprof/");
     assert_eq!(index.status, 200);
-    for link in ["heap", "allocs", "peak", "lifetimes", "/debug/mem", "/metrics"] {
+    for link in [
+        "heap",
+        "allocs",
+        "peak",
+        "lifetimes",
+        "/debug/mem",
+        "/metrics",
+    ] {
         assert!(index.text().contains(&format!("href=\"{link}")), "{link}");
     }
 
@@ -124,7 +131,10 @@ fn every_path_answers() {
     assert_eq!(types, ["freed_objects", "freed_space", "lifetime"]);
     assert_eq!(lifetimes.default_sample_type, "freed_space");
     assert!(lifetimes.samples.iter().any(|s| s.values[1] >= 16 << 20));
-    for refused in ["/debug/pprof/lifetimes?seconds=5", "/debug/pprof/lifetimes?debug=1"] {
+    for refused in [
+        "/debug/pprof/lifetimes?seconds=5",
+        "/debug/pprof/lifetimes?debug=1",
+    ] {
         assert_eq!(get(addr, refused).status, 400, "{refused}");
     }
 

@@ -395,3 +395,32 @@ fn go_tool_pprof_tags_and_tagfocus_show_the_same_figures() {
     assert!(tags.contains("thread: Total"), "{tags}");
     drop((users, admin));
 }
+
+#[test]
+fn thread_labels_can_be_turned_off() {
+    let _rate = RATE.lock().unwrap_or_else(|p| p.into_inner());
+    let off: heapprof::Config = "thread_labels=0".parse().unwrap();
+    assert_eq!(off, heapprof::Config::new().thread_labels(false));
+    assert_eq!(off.to_string(), "thread_labels=0");
+    off.start().unwrap();
+    heapprof::set_sample_rate(1);
+    let unlabelled = heapprof::with_labels(&[("endpoint", "/off")], || users_site(3, 5000));
+    heapprof::Config::new().thread_labels(true).start().unwrap();
+    let labelled = heapprof::with_labels(&[("endpoint", "/on")], || users_site(4, 5000));
+    let profile = heapprof::heap_profile_data().unwrap();
+    heapprof::set_sample_rate(heapprof::DEFAULT_RATE as usize);
+    let with = |endpoint, thread: bool| {
+        profile
+            .samples
+            .iter()
+            .filter(|s| leaf_is(&profile, s, "users_site"))
+            .filter(|s| str_label(s, "endpoint") == Some(endpoint))
+            .filter(|s| str_label(s, "thread").is_some() == thread)
+            .filter(|s| common::object_size(s) == Some(5000))
+            .map(|s| s.values[3])
+            .sum::<i64>()
+    };
+    assert_eq!((with("/off", false), with("/off", true)), (3 * 5000, 0));
+    assert_eq!((with("/on", true), with("/on", false)), (4 * 5000, 0));
+    drop((unlabelled, labelled));
+}
