@@ -35,7 +35,7 @@ pub enum Kind {
     Peak,
     /// How long freed sampled blocks lived, per allocation site and label
     /// set: sample types `freed_objects/count`, `freed_space/bytes` (the
-    /// default) and `lifetime/nanoseconds` (the sum of their lifetimes, so
+    /// default) and `lifetime/microseconds` (the sum of their lifetimes, so
     /// a site's mean lifetime is `lifetime / freed_objects`), one sample
     /// per lifetime class, labelled `lifetime` = `<1ms`, `1ms-1s`, `1s-1m`,
     /// `1m-1h` or `>1h`. `go tool pprof -sample_index=freed_space

@@ -11,8 +11,10 @@
 //!
 //! The lifetimes profile has one sample per (bucket, lifetime class) of its
 //! freed blocks: `freed_objects/count`, `freed_space/bytes` and
-//! `lifetime/nanoseconds` (their lifetimes summed, so that a site's mean
-//! lifetime is `lifetime / freed_objects`), a `lifetime` label (`<1ms`,
+//! `lifetime/microseconds` (their lifetimes summed, so that a site's mean
+//! lifetime is `lifetime / freed_objects`; microseconds, not nanoseconds,
+//! so that the sums of a long-running service stay far below the 2^62 that
+//! readers, heapprof's included, accept for a profile's total), a `lifetime` label (`<1ms`,
 //! `1ms-1s`, `1s-1m`, `1m-1h`, `>1h`) and the bucket's labels.
 //!
 //! The table is copied under its lock (the only moment allocating threads can
@@ -218,7 +220,7 @@ fn build_raw(
             Flavour::Lifetimes => vec![
                 ValueType::new("freed_objects", "count"),
                 ValueType::new("freed_space", "bytes"),
-                ValueType::new("lifetime", "nanoseconds"),
+                ValueType::new("lifetime", "microseconds"),
             ],
             _ => ValueType::go_heap(),
         },
@@ -335,8 +337,8 @@ fn lifetime_samples(freed: &Lifetimes, rate: u64) -> Vec<(usize, Vec<i64>)> {
         .map(|class| {
             let (count, bytes) = (freed.objects[class] as i64, freed.bytes[class] as i64);
             let (objects, space) = scale_heap_sample(count, bytes, rate);
-            let nanos = (freed.nanos[class] as f64 * objects as f64 / count as f64) as i64;
-            (class, vec![objects, space, nanos])
+            let micros = freed.nanos[class] as f64 / 1000.0 * objects as f64 / count as f64;
+            (class, vec![objects, space, micros as i64])
         })
         .collect()
 }

@@ -97,15 +97,15 @@ fn ages_and_lifetimes_land_in_their_classes() {
     let profile = Profile::decode(&std::fs::read(&lifetimes).unwrap()).unwrap();
     let types: Vec<&str> = profile.sample_types.iter().map(|t| &t.r#type[..]).collect();
     assert_eq!(types, ["freed_objects", "freed_space", "lifetime"]);
-    assert_eq!(profile.sample_types[2].unit, "nanoseconds");
+    assert_eq!(profile.sample_types[2].unit, "microseconds");
     // The churned blocks lived microseconds: all but a few (a preemption
     // between allocation and free) under a millisecond.
     let short = summed(&profile, 3201, "lifetime", "<1ms");
     assert!(short[0] >= 1990 && short[1] == short[0] * 3201, "{short:?}");
-    assert!(short[2] < short[0] * 1_000_000, "{short:?}");
+    assert!(short[2] < short[0] * 1000, "{short:?}");
     let long = summed(&profile, 3001, "lifetime", "1s-1m");
     assert_eq!(long[..2], [10, 30010]);
-    let mean = Duration::from_nanos((long[2] / 10) as u64);
+    let mean = Duration::from_micros((long[2] / 10) as u64);
     assert!(
         mean >= Duration::from_millis(1100) && mean <= held_for,
         "mean lifetime {mean:?}, held {held_for:?}"

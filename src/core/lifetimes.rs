@@ -39,7 +39,7 @@ pub(crate) struct Lifetimes {
     pub objects: [u64; LIFETIME_CLASSES.len()],
     /// Sum of their sizes.
     pub bytes: [u64; LIFETIME_CLASSES.len()],
-    /// Sum of their lifetimes, in nanoseconds.
+    /// Sum of their lifetimes, in nanoseconds, saturating (at 584 years).
     pub nanos: [u64; LIFETIME_CLASSES.len()],
 }
 
@@ -49,7 +49,7 @@ impl Lifetimes {
         let class = lifetime_class(nanos);
         self.objects[class] += 1;
         self.bytes[class] = self.bytes[class].wrapping_add(size);
-        self.nanos[class] = self.nanos[class].wrapping_add(nanos);
+        self.nanos[class] = self.nanos[class].saturating_add(nanos);
     }
 }
 
