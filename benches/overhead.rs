@@ -198,6 +198,27 @@ fn main() {
         sampled.as_secs_f64() * 1e6 / n as f64,
         unsampled.as_secs_f64() * 1e6 / n as f64
     );
+    // Labels: a scope entered and left, and the same sampled pairs with
+    // labels (cached in the scope's frame, or resolved in a new scope each).
+    let median_of = |binary_name: &str, mode: &str, name: &str, n: usize| {
+        median(
+            (0..5)
+                .map(|_| run_child(binary_name, mode, name, Some(n)))
+                .collect(),
+        )
+        .as_secs_f64()
+            / n as f64
+    };
+    let scopes = 50_000_000;
+    println!(
+        "label scope entered and left: {:.2} ns each",
+        median_of("overhead", "default", "scopes", scopes) * 1e9
+    );
+    println!(
+        "labelled sampled alloc+free at depth 30: {:.2} us each in one scope, {:.2} us in a new scope each",
+        median_of("overhead", "exact", "labeled_deep_pairs", n) * 1e6,
+        median_of("overhead", "exact", "scoped_deep_pairs", n) * 1e6
+    );
 
     // Profile writes of tables of 1k, 10k and 100k buckets.
     for buckets in [1_000, 10_000, 100_000] {

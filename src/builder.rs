@@ -18,9 +18,10 @@ use crate::pprof;
 use crate::profile::{self, Counts, Flavour};
 use crate::{symbolize, Error, Symbolize};
 
-/// Which profile to build. Every kind has Go's four heap sample types
+/// Which profile to build. The heap kinds have Go's four heap sample types
 /// (`alloc_objects`, `alloc_space`, `inuse_objects`, `inuse_space`); they
 /// differ in what they count and what consumers show by default.
+/// [`Kind::Lifetimes`] is a profile of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Kind {
@@ -32,6 +33,15 @@ pub enum Kind {
     /// [`crate::peak_profile`]): errors unless peak tracking is on and a
     /// peak was recorded.
     Peak,
+    /// How long freed sampled blocks lived, per allocation site and label
+    /// set: sample types `freed_objects/count`, `freed_space/bytes` (the
+    /// default) and `lifetime/microseconds` (the sum of their lifetimes, so
+    /// a site's mean lifetime is `lifetime / freed_objects`), one sample
+    /// per lifetime class, labelled `lifetime` = `<1ms`, `1ms-1s`, `1s-1m`,
+    /// `1m-1h` or `>1h`. `go tool pprof -sample_index=freed_space
+    /// -tagfocus=lifetime=<1ms` shows the sites of short-lived, temporary
+    /// allocations.
+    Lifetimes,
 }
 
 /// Starts building a profile of this process (see [`Kind`]).
@@ -114,6 +124,7 @@ impl ProfileBuilder {
         let (flavour, counts, mut comments) = match self.kind {
             Kind::Heap => (Flavour::Heap, Counts::Current, Vec::new()),
             Kind::Allocs => (Flavour::Allocs, Counts::Current, Vec::new()),
+            Kind::Lifetimes => (Flavour::Lifetimes, Counts::Current, Vec::new()),
             Kind::Peak => {
                 if !peak::tracking() {
                     return Err(Error::NoPeak(

@@ -36,6 +36,7 @@ use crate::{dump, trace, Error, Symbolize};
 /// | `near_limit` | a percentage, `1%` to `100%` | write the heap and peak profiles (`.near-limit-90` before the extension) when resident memory reaches this much of the limit, and at every 5% above; turns peak tracking on |
 /// | `trace` | a duration: `500ms`, `10s` | a `heapprof trace:` line on stderr this often (see [`Config::trace`]) |
 /// | `at_signal` | `1`/`0` | on SIGTERM or SIGINT, write what `at_exit` and `peak` write at exit, then let the signal do what it would have (see [`Config::at_signal`]) |
+/// | `thread_labels` | `1`/`0` | label every sample with its thread's name (`thread`; on by default, see [`Config::thread_labels`]) |
 ///
 /// A bad value in `HEAPPROF` gives one warning on stderr naming the key and
 /// what is used instead; the other keys still apply. [`Config::from_str`]
@@ -71,6 +72,7 @@ pub struct Config {
     near_limit: Option<u32>,
     trace: Option<Duration>,
     at_signal: bool,
+    thread_labels: Option<bool>,
 }
 
 impl Config {
@@ -202,6 +204,17 @@ impl Config {
         self
     }
 
+    /// Whether every sample carries a `thread` label, its thread's name
+    /// (on by default): the name the OS knows it by, as `top -H`, `perf`
+    /// and `gdb` show it (Rust's own name, cut at 15 bytes on Linux;
+    /// `main` for the main thread). A thread that has no name of its own,
+    /// only the one it inherited from the main thread, gets no label. A
+    /// scope's own `thread` key replaces it.
+    pub fn thread_labels(mut self, on: bool) -> Self {
+        self.thread_labels = Some(on);
+        self
+    }
+
     /// Applies the configuration: sets the rate, turns on peak tracking,
     /// starts the dump thread, the exit handler and the debug endpoint, as
     /// asked. Errors if the dump directory does not exist or the endpoint
@@ -219,6 +232,9 @@ impl Config {
         }
         if self.full_stacks {
             crate::symbolize::set_full_stacks(true);
+        }
+        if let Some(on) = self.thread_labels {
+            crate::core::labels::set_thread_labels(on);
         }
         // A dump that cannot start does not keep the endpoint from starting:
         // each says what it could not do, and the rest applies.
@@ -379,9 +395,15 @@ impl Config {
                 self.at_signal = parse_bool(value)
                     .ok_or_else(|| bad("1 or 0", "no profiles on SIGTERM or SIGINT"))?;
             }
+            "thread_labels" => {
+                self.thread_labels = Some(
+                    parse_bool(value)
+                        .ok_or_else(|| bad("1 or 0", "labelling samples with their thread"))?,
+                );
+            }
             _ => {
                 return Err(format!(
-                    "unknown key \"{key}\" ignored (known keys: rate, dump, interval, at_exit, peak, http, symbolize, full_stacks, peak_interval, limit, near_limit, trace, at_signal)"
+                    "unknown key \"{key}\" ignored (known keys: rate, dump, interval, at_exit, peak, http, symbolize, full_stacks, peak_interval, limit, near_limit, trace, at_signal, thread_labels)"
                 ))
             }
         }
@@ -457,6 +479,9 @@ impl fmt::Display for Config {
         }
         if self.at_signal {
             items.push("at_signal=1".to_owned());
+        }
+        if let Some(on) = self.thread_labels {
+            items.push(format!("thread_labels={}", u8::from(on)));
         }
         f.write_str(&items.join(","))
     }

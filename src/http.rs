@@ -44,6 +44,7 @@ static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 /// | `/debug/pprof/heap` | the heap profile (gzipped pprof); `?debug=1` Go's legacy text form; `?seconds=N` the difference over the next N seconds |
 /// | `/debug/pprof/allocs` | the same, showing allocated space by default |
 /// | `/debug/pprof/peak` | the in-use profile at the peak of live bytes (peak tracking must be on) |
+/// | `/debug/pprof/lifetimes` | how long freed sampled blocks lived, per site and label set (see [`crate::Kind::Lifetimes`]) |
 /// | `/debug/mem` | the exact counters ([`crate::stats`]) and the memory classes ([`crate::memory_classes`]) as plain text, ending with a line on the gap between RSS and the live heap |
 /// | `/metrics` | every metric in Prometheus text format |
 ///
@@ -293,6 +294,18 @@ fn route(target: &str) -> Response {
             Ok(profile) => encoded(profile, "peak".to_owned(), param("debug")),
             Err(e) => Response::text(404, format!("{e}\n")),
         },
+        "/debug/pprof/lifetimes" if param("seconds").is_some() => Response::text(
+            400,
+            "\"seconds\" parameter is not supported for this profile type\n",
+        ),
+        "/debug/pprof/lifetimes" => match param("debug") {
+            None | Some("0") => match builder::profile(Kind::Lifetimes).data() {
+                Ok(profile) => encoded(profile, "lifetimes".to_owned(), None),
+                Err(e) => Response::text(500, format!("{e}\n")),
+            },
+            // The legacy text form is the heap profile's alone.
+            Some(_) => Response::text(400, "the lifetimes profile has no debug form\n"),
+        },
         "/debug/pprof/symbol" => Response::text(200, "num_symbols: 1\n"),
         "/debug/mem" => Response::text(200, mem_page()),
         "/metrics" => {
@@ -333,6 +346,7 @@ const INDEX: &str = "<html><head><title>/debug/pprof/</title></head><body>
 <li><a href=\"heap?debug=1\">heap</a>: in-use memory by allocation site (<a href=\"heap\">pprof</a>; <code>?seconds=N</code> for the difference over N seconds)</li>
 <li><a href=\"allocs?debug=1\">allocs</a>: everything allocated since start, by allocation site (<a href=\"allocs\">pprof</a>)</li>
 <li><a href=\"peak?debug=1\">peak</a>: in-use memory at the peak of live bytes (<a href=\"peak\">pprof</a>)</li>
+<li><a href=\"lifetimes\">lifetimes</a>: how long freed allocations lived, by allocation site (pprof)</li>
 <li><a href=\"/debug/mem\">/debug/mem</a>: exact allocation counters</li>
 <li><a href=\"/metrics\">/metrics</a>: the same, for Prometheus</li>
 </ul>

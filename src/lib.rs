@@ -39,6 +39,10 @@
 //!
 //! * [`stats()`] and [`measure`]: exact allocation counters (Go's
 //!   `ReadMemStats`), for the process and for a closure on one thread.
+//! * [`with_labels`] and [`labeled`]: labels on samples (for whom: an
+//!   endpoint, a tenant, a task; with feature `tracing`, a span), and the
+//!   age of in-use memory and the lifetimes of freed blocks (since when:
+//!   [`lifetimes_profile`]).
 //! * [`metrics`]: the same figures as a named catalog and in Prometheus
 //!   text (Go's `runtime/metrics`).
 //! * [`Config`] and the `HEAPPROF` environment variable (Go's `GODEBUG`):
@@ -73,8 +77,9 @@
 //!
 //! Bounds: at most [`MAX_DEPTH`] frames per stack (deeper stacks end in a
 //! `[truncated]` frame); at most 131072 buckets and 2 Mi interned frame
-//! addresses (~21 MiB) in the table; 131072 tracked live sampled blocks
-//! (2 MiB, lazily touched). Samples beyond a bound are counted as dropped and
+//! addresses (~40 MiB with the lifetime sums) in the table, 4096 label sets
+//! in 4 MiB; 131072 tracked live sampled blocks (3 MiB, lazily touched),
+//! growing on demand to 33 million. Samples beyond a bound are counted as dropped and
 //! the profile says so in a comment.
 
 //! # The house
@@ -99,6 +104,7 @@ mod error;
 mod fork;
 #[cfg(feature = "http")]
 mod http;
+mod labels;
 mod limit;
 mod mappings;
 mod memory;
@@ -109,6 +115,8 @@ mod stats;
 mod symbolize;
 mod sys;
 mod trace;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 mod unwind;
 
 use std::path::Path;
@@ -124,6 +132,7 @@ pub use error::Error;
 pub use heapprof_pprof as pprof;
 #[cfg(feature = "http")]
 pub use http::serve;
+pub use labels::{labeled, with_labels, Labeled};
 pub use memory::{memory_classes, MemoryClasses};
 pub use stats::{measure, stats, AllocStats, Stats};
 pub use symbolize::Mode as Symbolize;
@@ -225,6 +234,28 @@ pub fn write_allocs_profile(path: impl AsRef<Path>) -> Result<(), Error> {
 /// ```
 pub fn peak_profile() -> Result<Vec<u8>, Error> {
     profile(Kind::Peak).encoded()
+}
+
+/// The lifetimes of freed sampled blocks, as gzipped pprof bytes (see
+/// [`Kind::Lifetimes`]): `profile(Kind::Lifetimes).build()?.encode()`.
+///
+/// ```
+/// #[global_allocator]
+/// static ALLOC: heapprof::Profiler = heapprof::Profiler::system();
+///
+/// heapprof::set_sample_rate(1);
+/// drop(vec![0u8; 1000]); // lives for well under a millisecond
+/// let profile = heapprof::pprof::Profile::decode(&heapprof::lifetimes_profile().unwrap()).unwrap();
+/// assert_eq!(profile.sample_types[2].r#type, "lifetime");
+/// # heapprof::set_sample_rate(heapprof::DEFAULT_RATE as usize);
+/// ```
+pub fn lifetimes_profile() -> Result<Vec<u8>, Error> {
+    profile(Kind::Lifetimes).encoded()
+}
+
+/// Writes [`lifetimes_profile`] to `path`, like [`write_heap_profile`].
+pub fn write_lifetimes_profile(path: impl AsRef<Path>) -> Result<(), Error> {
+    profile(Kind::Lifetimes).write_to(path.as_ref())
 }
 
 /// Writes [`peak_profile`] to `path`, like [`write_heap_profile`].

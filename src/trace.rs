@@ -384,6 +384,7 @@ mod tests {
         Bucket {
             stack,
             size_class: table::size_class(alloc_bytes / allocs.max(1)),
+            labels: 0,
             rate: 1,
             allocs,
             alloc_bytes,

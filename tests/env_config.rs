@@ -180,7 +180,7 @@ fn bad_values_warn_and_the_rest_applies() {
         [
             "heapprof: warning: HEAPPROF: rate: bad value \"lots\" (expected a number of bytes such as 524288 or 512k); keeping the rate at 524288",
             "heapprof: warning: HEAPPROF: interval: bad value \"0\" (expected a duration above zero such as 30s, 5m or 500ms); no interval dumps",
-            "heapprof: warning: HEAPPROF: unknown key \"colour\" ignored (known keys: rate, dump, interval, at_exit, peak, http, symbolize, full_stacks, peak_interval, limit, near_limit, trace, at_signal)",
+            "heapprof: warning: HEAPPROF: unknown key \"colour\" ignored (known keys: rate, dump, interval, at_exit, peak, http, symbolize, full_stacks, peak_interval, limit, near_limit, trace, at_signal, thread_labels)",
         ]
     );
     let profiles = profiles_in(&dir);

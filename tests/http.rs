@@ -93,7 +93,14 @@ fn every_path_answers() {
 
     let index = get(addr, "/debug/pprof/");
     assert_eq!(index.status, 200);
-    for link in ["heap", "allocs", "peak", "/debug/mem", "/metrics"] {
+    for link in [
+        "heap",
+        "allocs",
+        "peak",
+        "lifetimes",
+        "/debug/mem",
+        "/metrics",
+    ] {
         assert!(index.text().contains(&format!("href=\"{link}")), "{link}");
     }
 
@@ -113,6 +120,23 @@ fn every_path_answers() {
 
     let allocs = Profile::decode(&get(addr, "/debug/pprof/allocs").body).unwrap();
     assert_eq!(allocs.default_sample_type, "alloc_space");
+
+    // A block freed under the window: the lifetimes profile has it.
+    drop(std::hint::black_box(vec![1u8; 16 << 20]));
+    let lifetimes = get(addr, "/debug/pprof/lifetimes");
+    assert_eq!(lifetimes.status, 200);
+    assert!(lifetimes.head.contains("filename=\"lifetimes\""));
+    let lifetimes = Profile::decode(&lifetimes.body).unwrap();
+    let types: Vec<_> = lifetimes.sample_types.iter().map(|t| &t.r#type).collect();
+    assert_eq!(types, ["freed_objects", "freed_space", "lifetime"]);
+    assert_eq!(lifetimes.default_sample_type, "freed_space");
+    assert!(lifetimes.samples.iter().any(|s| s.values[1] >= 16 << 20));
+    for refused in [
+        "/debug/pprof/lifetimes?seconds=5",
+        "/debug/pprof/lifetimes?debug=1",
+    ] {
+        assert_eq!(get(addr, refused).status, 400, "{refused}");
+    }
 
     let text = get(addr, "/debug/pprof/heap?debug=1");
     assert_eq!(text.status, 200);

@@ -26,6 +26,34 @@ fn deep_pairs(iterations: usize) {
     at_depth(30, iterations);
 }
 
+/// Enters and leaves a label scope around a closure that allocates
+/// nothing, `iterations` times: what a scope costs a program.
+#[inline(never)]
+pub fn scopes(iterations: usize) {
+    for i in 0..iterations {
+        heapprof::with_labels(&[("endpoint", "/users")], || black_box(i));
+    }
+}
+
+/// [`deep_pairs`] inside one label scope: in exact mode every allocation is
+/// a labelled sample, whose label set is cached in the scope's frame.
+fn labeled_deep_pairs(iterations: usize) {
+    heapprof::with_labels(&[("endpoint", "/users"), ("tenant", "acme")], || {
+        deep_pairs(iterations)
+    });
+}
+
+/// One alloc+free pair 30 frames deep in a scope entered for it alone: in
+/// exact mode each sample merges the scope's labels and finds their set
+/// in the table, the cost of the first sample in a scope.
+fn scoped_deep_pairs(iterations: usize) {
+    for _ in 0..iterations {
+        heapprof::with_labels(&[("endpoint", "/users"), ("tenant", "acme")], || {
+            deep_pairs(1)
+        });
+    }
+}
+
 /// A block of 16 bytes allocated at the end of a call path that spells the
 /// low `bits` bits of `path` (one of two functions per bit): each path is a
 /// stack of its own, so each block is a bucket of its own. (Buckets are per
@@ -104,6 +132,9 @@ pub fn workload(name: &str) -> (fn(usize), usize) {
     match name {
         "buckets" => (buckets, 100_000),
         "deep_pairs" => (deep_pairs, 200_000),
+        "labeled_deep_pairs" => (labeled_deep_pairs, 200_000),
+        "scoped_deep_pairs" => (scoped_deep_pairs, 200_000),
+        "scopes" => (scopes, 50_000_000),
         "profile_write" => (profile_write, 10_000),
         "churn" => (churn, 2_000_000),
         "mix" => (mix, 300_000),

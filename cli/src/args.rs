@@ -45,6 +45,11 @@ pub enum Command {
         after_help = "Example:\n  heapprof diff before.pb.gz after.pb.gz --flamegraph growth.svg"
     )]
     Diff(DiffArgs),
+    /// Table by label value (per label key, what the samples of each value hold), like `go tool pprof -tags`.
+    #[command(
+        after_help = "Example:\n  heapprof tags heap.pb.gz -i alloc_space\n  heapprof tags heap.pb.gz --tag-focus endpoint=/users --format pprof"
+    )]
+    Tags(TagsArgs),
     /// Summary of a profile: sample types, period, time, counts, totals, comments.
     #[command(after_help = "Example:\n  heapprof info heap.pb.gz")]
     Info(InfoArgs),
@@ -142,6 +147,21 @@ pub struct Selection {
     /// from stacks; their samples stay.
     #[arg(long, value_name = "REGEX")]
     pub hide: Option<String>,
+    /// Only samples whose labels match, as pprof's -tagfocus: KEY=REGEX[,REGEX...] (a string
+    /// value of KEY), KEY=RANGE (a numeric one: 1kb, 1kb:, :64mb, 2kb:4mb), or without KEY= a
+    /// range over any numeric label or regexes that must all match some `key:value`.
+    #[arg(long, value_name = "[KEY=]VALUE")]
+    pub tag_focus: Option<String>,
+    /// Drop samples whose labels match (the forms of --tag-focus); samples without the key stay.
+    #[arg(long, value_name = "[KEY=]VALUE")]
+    pub tag_ignore: Option<String>,
+    /// Add a frame named after each sample's values of these label keys at the root of every
+    /// stack, the first key the root (<unknown> without a value), as pprof's -tagroot.
+    #[arg(long, value_name = "KEY[,KEY...]")]
+    pub tag_root: Option<String>,
+    /// The same frames at the leaf end of every stack, the last key the leaf (pprof's -tagleaf).
+    #[arg(long, value_name = "KEY[,KEY...]")]
+    pub tag_leaf: Option<String>,
 }
 
 impl Selection {
@@ -152,6 +172,10 @@ impl Selection {
             focus: self.focus.as_deref(),
             ignore: self.ignore.as_deref(),
             hide: self.hide.as_deref(),
+            tag_focus: self.tag_focus.as_deref(),
+            tag_ignore: self.tag_ignore.as_deref(),
+            tag_root: self.tag_root.as_deref(),
+            tag_leaf: self.tag_leaf.as_deref(),
         }
     }
 }
@@ -224,6 +248,33 @@ pub struct DiffArgs {
     /// Also write a differential flamegraph (growth red, shrink blue).
     #[arg(long, value_name = "FILE")]
     pub flamegraph: Option<PathBuf>,
+}
+
+/// `heapprof tags`.
+#[derive(Debug, Args)]
+pub struct TagsArgs {
+    /// The profile (- reads it from stdin).
+    pub profile: PathBuf,
+    #[command(flatten)]
+    pub selection: Selection,
+    /// table: per key, a row per value in top's units and columns; json; pprof: exactly
+    /// `go tool pprof -tags`'s text.
+    #[arg(long, value_enum, default_value_t = TagsFormat::Table)]
+    pub format: TagsFormat,
+    /// Print JSON instead of a table (--format json).
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+}
+
+/// The forms of `heapprof tags`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TagsFormat {
+    /// heapprof's table.
+    Table,
+    /// JSON.
+    Json,
+    /// `go tool pprof -tags`'s text.
+    Pprof,
 }
 
 /// `heapprof info`.

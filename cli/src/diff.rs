@@ -17,7 +17,7 @@ pub fn run(args: &DiffArgs, out: &mut impl Write) -> Result<()> {
     let base = load::profile_for_report(&args.base)?;
     let new = load::profile_for_report(&args.new)?;
     let flags = args.selection.flags();
-    let mut selection = Selection {
+    let index_only = Selection {
         sample_index: flags.sample_index.map(str::to_owned),
         ..Selection::default()
     };
@@ -25,10 +25,10 @@ pub fn run(args: &DiffArgs, out: &mut impl Write) -> Result<()> {
     load::in_files(
         &args.base,
         &args.new,
-        diff::sample_indices(&selection, base, new),
+        diff::sample_indices(&index_only, base, new),
     )?;
-    selection.filters = load::filters(flags)?;
-    load::note_unmatched(&selection.filters, &[base, new], flags);
+    let selection = load::unchecked_selection(flags)?;
+    load::note_unmatched(&selection, &[base, new], flags);
     let mut options = diff::Options {
         selection,
         graph: graph::Options {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use heapprof_pprof::Profile;
-use heapprof_report::{symbolize, Error, Filters, Selection};
+use heapprof_report::{symbolize, Error, Filters, Selection, TagFilter};
 use regex::Regex;
 
 /// The profile argument that stands for standard input.
@@ -118,39 +118,70 @@ pub struct Flags<'a> {
     pub ignore: Option<&'a str>,
     /// The --hide regexp.
     pub hide: Option<&'a str>,
+    /// The --tag-focus expression.
+    pub tag_focus: Option<&'a str>,
+    /// The --tag-ignore expression.
+    pub tag_ignore: Option<&'a str>,
+    /// The --tag-root keys, comma-separated.
+    pub tag_root: Option<&'a str>,
+    /// The --tag-leaf keys, comma-separated.
+    pub tag_leaf: Option<&'a str>,
 }
 
 /// The report's selection for `flags`, checked against `profile` read
 /// from `path`.
 pub fn selection(path: &Path, profile: &Profile, flags: Flags) -> Result<Selection> {
-    let mut selection = Selection {
+    let index_only = Selection {
         sample_index: flags.sample_index.map(str::to_owned),
-        filters: Filters::default(),
+        ..Selection::default()
     };
     // A bad sample type is reported before a bad regexp, as it always was.
-    in_file(path, selection.index_in(profile))?;
-    selection.filters = filters(flags)?;
-    note_unmatched(&selection.filters, &[profile], flags);
+    in_file(path, index_only.index_in(profile))?;
+    let selection = unchecked_selection(flags)?;
+    note_unmatched(&selection, &[profile], flags);
     Ok(selection)
 }
 
-/// Notes each filter of `flags` that matches nothing in `profiles`, as
-/// pprof warns: an empty table is then not a mystery.
-pub fn note_unmatched(filters: &Filters, profiles: &[&Profile], flags: Flags) {
-    for flag in filters.unmatched(profiles) {
-        let regex = match flag {
+/// The selection for `flags`, its sample type not yet checked against a
+/// profile.
+pub fn unchecked_selection(flags: Flags) -> Result<Selection> {
+    // pprof's lists of keys: split at commas, empty names dropped.
+    let keys = |list: Option<&str>| -> Vec<String> {
+        list.unwrap_or_default()
+            .split(',')
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    Ok(Selection {
+        sample_index: flags.sample_index.map(str::to_owned),
+        filters: filters(flags)?,
+        tag_root: keys(flags.tag_root),
+        tag_leaf: keys(flags.tag_leaf),
+    })
+}
+
+/// Notes each filter of `selection` (from `flags`) that matches nothing in
+/// `profiles`, as pprof warns: an empty table is then not a mystery.
+pub fn note_unmatched(selection: &Selection, profiles: &[&Profile], flags: Flags) {
+    for flag in selection.unmatched(profiles) {
+        let given = match flag {
             "focus" => flags.focus,
             "ignore" => flags.ignore,
-            _ => flags.hide,
+            "hide" => flags.hide,
+            "tag-focus" => flags.tag_focus,
+            "tag-ignore" => flags.tag_ignore,
+            "tag-root" => flags.tag_root,
+            _ => flags.tag_leaf,
         };
         note(format!(
             "heapprof: --{flag} {:?} matched no samples",
-            regex.unwrap_or_default()
+            given.unwrap_or_default()
         ));
     }
 }
 
-/// The compiled regexps of `flags`; errors name the flag.
+/// The compiled regexps and tag filters of `flags`; errors name the flag.
 pub fn filters(flags: Flags) -> Result<Filters> {
     let compile = |flag: &str, re: Option<&str>| {
         re.map(|re| {
@@ -167,10 +198,26 @@ pub fn filters(flags: Flags) -> Result<Filters> {
         })
         .transpose()
     };
+    // An empty expression is no filter, as in pprof.
+    let tag = |flag: &str, text: Option<&str>| -> Result<Option<TagFilter>> {
+        let Some(text) = text.filter(|t| !t.is_empty()) else {
+            return Ok(None);
+        };
+        let filter =
+            TagFilter::parse(text).map_err(|e| anyhow::anyhow!("--{flag} {text:?}: {e}"))?;
+        if filter.is_range() {
+            note(format!(
+                "heapprof: --{flag} {text:?} is a range of numeric label values, not a regex"
+            ));
+        }
+        Ok(Some(filter))
+    };
     Ok(Filters {
         focus: compile("focus", flags.focus)?,
         ignore: compile("ignore", flags.ignore)?,
         hide: compile("hide", flags.hide)?,
+        tag_focus: tag("tag-focus", flags.tag_focus)?,
+        tag_ignore: tag("tag-ignore", flags.tag_ignore)?,
     })
 }
 

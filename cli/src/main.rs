@@ -14,6 +14,7 @@ mod info;
 mod load;
 mod output;
 mod symbolize;
+mod tags;
 mod timeline;
 mod top;
 
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
         args::Command::Flamegraph(a) => flamegraph::run(a),
         args::Command::Folded(a) => folded::run(a, &mut out),
         args::Command::Diff(a) => diff::run(a, &mut out),
+        args::Command::Tags(a) => tags::run(a, &mut out),
         args::Command::Info(a) => info::run(a, &mut out),
         args::Command::Demo(a) => demo::run(a, &mut out),
         args::Command::Symbolize(a) => symbolize::run(a, &mut out),

@@ -19,7 +19,7 @@ use std::sync::mpsc;
 use anyhow::{Context, Result};
 use heapprof_pprof::Profile;
 use heapprof_report::timeline::{self, Builder, Reduced};
-use heapprof_report::{Error, Selection};
+use heapprof_report::Error;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::args::{SiteKind, TimelineArgs};
@@ -50,10 +50,7 @@ struct Input {
 pub fn run(args: &TimelineArgs, out: &mut impl Write) -> Result<()> {
     let inputs = inputs(&args.dumps)?;
     let options = timeline::Options {
-        selection: Selection {
-            sample_index: args.selection.sample_index.clone(),
-            filters: load::filters(args.selection.flags())?,
-        },
+        selection: load::unchecked_selection(args.selection.flags())?,
         granularity: match args.by {
             SiteKind::Function => timeline::Granularity::Function,
             SiteKind::File => timeline::Granularity::File,

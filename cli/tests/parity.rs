@@ -9,30 +9,13 @@
 
 mod common;
 
+use common::{both_in_zone, corpus_files, corpus_profiles, data};
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use heapprof::pprof::{Function, Line, Location, Profile, Sample, ValueType};
 use regex::Regex;
-
-/// The corpus of other producers' profiles beside the checkout
-/// (`../shared/pprof-corpus`, whose README says where each comes from).
-fn corpus() -> PathBuf {
-    let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/pprof-corpus");
-    assert!(
-        corpus.join("README.md").is_file(),
-        "the pprof corpus is missing at {}",
-        corpus.display()
-    );
-    corpus
-}
-
-/// A corpus file by its path there.
-fn data(path: &str) -> String {
-    let path = corpus().join(path);
-    assert!(path.is_file(), "{} is missing", path.display());
-    path.to_str().expect("UTF-8 path").to_owned()
-}
 
 fn stdout(what: &str, command: &mut Command) -> String {
     let out = command
@@ -275,61 +258,6 @@ fn functions_whose_samples_cancel_or_are_ignored_are_no_rows() {
         !table.contains("serve") && table.contains("render"),
         "{table}"
     );
-}
-
-/// The corpus's protobuf profiles, by their paths there (the legacy text
-/// formats and the inputs pprof rejects are in folders of their own).
-fn corpus_profiles() -> Vec<String> {
-    corpus_files(|origin| !origin.ends_with("-legacy") && !origin.ends_with("-rejected"))
-}
-
-/// The corpus's files in the origin folders that `take` accepts.
-fn corpus_files(take: impl Fn(&str) -> bool) -> Vec<String> {
-    fn walk(dir: &std::path::Path, root: &std::path::Path, into: &mut Vec<String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, root, into);
-            } else if path.file_name().is_some_and(|n| n != "README.md") {
-                let relative = path.strip_prefix(root).unwrap();
-                into.push(relative.to_str().unwrap().to_owned());
-            }
-        }
-    }
-    let root = corpus();
-    let mut profiles = Vec::new();
-    for origin in std::fs::read_dir(&root).unwrap() {
-        let origin = origin.unwrap().path();
-        let name = origin.file_name().unwrap().to_str().unwrap().to_owned();
-        if origin.is_dir() && take(&name) {
-            walk(&origin, &root, &mut profiles);
-        }
-    }
-    profiles.sort();
-    profiles
-}
-
-/// The time zone the whole-output comparisons run in: not UTC, so that
-/// the header's `Time:` proves it follows the zone as pprof's does.
-const ZONE: &str = "America/New_York";
-
-/// `go tool pprof` with `pprof_args` (no binaries) and heapprof with
-/// `ours_args`, both in the time zone [`ZONE`], whose headers name it.
-fn both_in_zone(pprof_args: &[String], ours_args: &[String]) -> (Output, Output) {
-    let theirs = Command::new("go")
-        .args(["tool", "pprof"])
-        .args(pprof_args)
-        .env("PPROF_BINARY_PATH", "/nonexistent")
-        .env("PPROF_TMPDIR", std::env::temp_dir())
-        .env("TZ", ZONE)
-        .output()
-        .expect("go tool pprof (apt-get install golang-go)");
-    let ours = Command::new(env!("CARGO_BIN_EXE_heapprof"))
-        .args(ours_args)
-        .env("TZ", ZONE)
-        .output()
-        .unwrap();
-    (theirs, ours)
 }
 
 /// Every protobuf profile of the corpus, at its default sample type and at

@@ -144,6 +144,7 @@ mod tests {
                     hide: Some(regex::Regex::new("^(a|b)$").unwrap()),
                     ..crate::Filters::default()
                 },
+                ..Selection::default()
             },
         };
         assert_eq!(folded(&profile, &options), "main;leaf 30\n");

@@ -88,6 +88,14 @@ pub(crate) fn write(header: &Header, out: &mut dyn Write) -> Result<(), Error> {
     ]
     .into_iter()
     .filter_map(|(name, re)| re.as_ref().map(|re| format!("{name}={}", re.as_str())))
+    .chain(
+        [
+            ("tagfocus", &filters.tag_focus),
+            ("tagignore", &filters.tag_ignore),
+        ]
+        .into_iter()
+        .filter_map(|(name, f)| f.as_ref().map(|f| format!("{name}={}", f.as_str()))),
+    )
     .collect();
     if !active.is_empty() {
         writeln!(out, "Active filters:")?;

@@ -72,11 +72,11 @@ pub(crate) fn write_top(
     write_pretty(&json, out)
 }
 
-/// Writes `value` as pretty-printed JSON and a newline.
-pub(crate) fn write_pretty(value: &impl Serialize, out: &mut impl Write) -> Result<(), Error> {
+/// Writes `json` pretty-printed, and a newline.
+pub(crate) fn write_pretty(json: &impl Serialize, out: &mut impl Write) -> Result<(), Error> {
     // serde_json wraps a failed write in its own error; unwrapped, a closed
     // pipe is an io::Error that the caller can recognize and end quietly on.
-    serde_json::to_writer_pretty(&mut *out, value).map_err(|e| {
+    serde_json::to_writer_pretty(&mut *out, json).map_err(|e| {
         if e.is_io() {
             Error::Io(e.into())
         } else {

@@ -13,6 +13,7 @@
 //! | [`folded::write`] | folded stacks, `root;...;leaf value` |
 //! | [`flamegraph::write`] | an SVG flamegraph (inferno) |
 //! | [`diff::write`] | NEW minus BASE: table, differential folded stacks or flamegraph |
+//! | [`tags::write`] | a table by label value, or `go tool pprof -tags`'s text |
 //! | [`info::write`] | a summary of the profile |
 //! | [`timeline::write`] | a series of profiles over time and its leak ranking ([`timeline::Builder`]) |
 //!
@@ -22,10 +23,11 @@
 //! The `heapprof` CLI maps its flags onto these options and nothing else;
 //! an HTML report or a timeline over many profiles calls the same functions,
 //! so that every way of looking at a profile agrees to the byte. Views share
-//! a [`Selection`] (the sample type and pprof's focus/ignore/hide filters)
+//! a [`Selection`] (the sample type, pprof's focus/ignore/hide and tag filters)
 //! and the building blocks below them: [`stacks`] (a profile as filtered,
-//! interned stacks), [`graph`] (flat and cum figures by go tool pprof's
-//! rules) and [`units`] (numbers as pprof prints them). Views never read or
+//! interned stacks), [`labels`] (pprof's label filters and pseudo
+//! frames), [`graph`] (flat and cum figures by go tool pprof's rules) and
+//! [`units`] (numbers as pprof prints them). Views never read or
 //! write files: the caller decides where the bytes go, and adds the file's
 //! name to errors about a profile's content.
 //!
@@ -80,9 +82,11 @@ pub mod graph;
 mod header;
 pub mod info;
 mod json;
+pub mod labels;
 mod shorten;
 pub mod stacks;
 pub mod symbolize;
+pub mod tags;
 #[cfg(test)]
 mod testing;
 pub mod timeline;
@@ -90,4 +94,5 @@ pub mod top;
 pub mod units;
 
 pub use error::Error;
+pub use labels::TagFilter;
 pub use stacks::{Filters, Selection};

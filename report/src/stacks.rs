@@ -1,7 +1,11 @@
 //! A profile seen as weighted stacks of function frames for one sample type,
 //! after pprof's filters: focus keeps samples with a matching frame,
 //! ignore drops them, hide removes matching frames but keeps the
-//! sample. Every report (top, folded, flamegraph, diff) starts here.
+//! sample, tag focus and tag ignore keep or drop samples by their labels,
+//! and tag root and tag leaf add a frame per label key (see [`labels`]).
+//! Every report (top, folded, flamegraph, diff, tags) starts here.
+//!
+//! [`labels`]: crate::labels
 //!
 //! Functions are interned once into [`Names`] as dense ids (one per name,
 //! shared by the profiles of a diff), filters are matched once per
@@ -21,6 +25,7 @@ use crate::shorten::display_name;
 use regex::Regex;
 
 use crate::fasthash::IdMap;
+use crate::labels::{self, LabelFrames, TagFilter};
 use crate::Error;
 
 /// Interned functions: id -> (name, file), and back. Functions are told
@@ -128,9 +133,10 @@ pub struct Stack {
     pub value: i64,
 }
 
-/// pprof's sample filters, as regexps. As in pprof, a frame matches when
-/// its function's name or source file does, or its location's object file
-/// (so `--ignore libc` drops every sample through libc).
+/// pprof's sample filters: regexps over frames and expressions over
+/// labels. As in pprof, a frame matches when its function's name or
+/// source file does, or its location's object file (so `--ignore libc`
+/// drops every sample through libc).
 #[derive(Clone, Debug, Default)]
 pub struct Filters {
     /// Keep only samples with a frame matching this.
@@ -140,6 +146,10 @@ pub struct Filters {
     /// Remove frames matching this from every stack (all of a location's
     /// frames when its object file matches).
     pub hide: Option<Regex>,
+    /// Keep only samples whose labels match this (pprof's `-tagfocus`).
+    pub tag_focus: Option<TagFilter>,
+    /// Drop samples whose labels match this (pprof's `-tagignore`).
+    pub tag_ignore: Option<TagFilter>,
 }
 
 impl Filters {
@@ -150,44 +160,22 @@ impl Filters {
     /// line's function name or source file does, and `focus` counts only
     /// locations that `ignore` did not match.
     pub fn unmatched(&self, profiles: &[&Profile]) -> Vec<&'static str> {
-        let mut focus = self.focus.is_none();
-        let mut ignore = self.ignore.is_none();
-        let mut hide = self.hide.is_none();
-        if focus && ignore && hide {
-            return Vec::new();
-        }
-        for profile in profiles {
-            let functions: Vec<(Cow<str>, &str)> = profile
-                .functions
-                .iter()
-                .map(|f| (display_name(f), f.filename.as_str()))
-                .collect();
-            for location in &profile.locations {
-                let hits = |re: &Regex| {
-                    let object = location.mapping.and_then(|m| profile.mappings.get(m));
-                    object.is_some_and(|m| re.is_match(&m.filename))
-                        || location.lines.iter().any(|line| {
-                            functions
-                                .get(line.function)
-                                .is_some_and(|(name, file)| re.is_match(name) || re.is_match(file))
-                        })
-                };
-                let ignored = self.ignore.as_ref().is_some_and(hits);
-                ignore |= ignored;
-                focus |= !ignored && self.focus.as_ref().is_some_and(hits);
-                hide |= self.hide.as_ref().is_some_and(hits);
-            }
-        }
-        [("focus", focus), ("ignore", ignore), ("hide", hide)]
-            .into_iter()
-            .filter(|&(_, matched)| !matched)
-            .map(|(flag, _)| flag)
-            .collect()
+        let selection = Selection {
+            filters: Filters {
+                focus: self.focus.clone(),
+                ignore: self.ignore.clone(),
+                hide: self.hide.clone(),
+                ..Filters::default()
+            },
+            ..Selection::default()
+        };
+        selection.unmatched(profiles)
     }
 }
 
 /// Which sample type a view shows and which samples and frames it keeps:
-/// pprof's `-sample_index`, `-focus`, `-ignore` and `-hide`.
+/// pprof's `-sample_index`, `-focus`, `-ignore`, `-hide`, `-tagfocus`,
+/// `-tagignore`, `-tagroot` and `-tagleaf`.
 #[derive(Clone, Debug, Default)]
 pub struct Selection {
     /// The sample type, by name (`alloc_space`) or index (`"1"`); `None`
@@ -195,6 +183,13 @@ pub struct Selection {
     pub sample_index: Option<String>,
     /// The filters.
     pub filters: Filters,
+    /// Label keys whose values become frames at the root of every stack,
+    /// the first one the root (pprof's `-tagroot`): a frame named after
+    /// the sample's values of the key, `<unknown>` for a sample without.
+    pub tag_root: Vec<String>,
+    /// Label keys whose values become frames at the leaf, the last one
+    /// the leaf (pprof's `-tagleaf`).
+    pub tag_leaf: Vec<String>,
 }
 
 impl Selection {
@@ -213,7 +208,7 @@ impl Selection {
     pub(crate) fn with_sample_type(&self, name: &str) -> Selection {
         Selection {
             sample_index: Some(name.to_owned()),
-            filters: self.filters.clone(),
+            ..self.clone()
         }
     }
 }
@@ -240,7 +235,7 @@ pub fn select<'p>(
     let index = selection.index_in(profile)?;
     Ok(Selected {
         index,
-        stacks: stacks(profile, index, &selection.filters, names),
+        stacks: stacks_of(profile, index, selection, names),
         total: profile.samples.iter().map(|s| s.values[index].abs()).sum(),
     })
 }
@@ -261,20 +256,39 @@ pub fn stacks<'p>(
     filters: &Filters,
     names: &mut Names<'p>,
 ) -> Vec<Stack> {
-    let (mut stacks, _) = stacks_by_sample(profile, index, filters, names);
+    let selection = Selection {
+        filters: filters.clone(),
+        ..Selection::default()
+    };
+    stacks_of(profile, index, &selection, names)
+}
+
+/// [`stacks`] under a whole selection: its filters, and the pseudo frames
+/// of its tag root and tag leaf keys, which the filters see as pprof's
+/// see them (a frame named after the values, in a "file" named after the
+/// key).
+fn stacks_of<'p>(
+    profile: &'p Profile,
+    index: usize,
+    selection: &Selection,
+    names: &mut Names<'p>,
+) -> Vec<Stack> {
+    let (mut stacks, _) = stacks_by_sample(profile, index, selection, names);
     stacks.retain(|s| s.value != 0);
     stacks
 }
 
-/// [`stacks`], with the stack each sample went into (`None` for a sample
-/// of value zero or one the filters dropped), for views that keep a figure
-/// of their own per sample; stacks whose samples sum to zero are kept.
+/// [`stacks_of`], with the stack each sample went into (`None` for a
+/// sample of value zero or one the filters dropped), for views that keep a
+/// figure of their own per sample; stacks whose samples sum to zero are
+/// kept.
 pub(crate) fn stacks_by_sample<'p>(
     profile: &'p Profile,
     index: usize,
-    filters: &Filters,
+    selection: &Selection,
     names: &mut Names<'p>,
 ) -> (Vec<Stack>, Vec<Option<u32>>) {
+    let filters = &selection.filters;
     let matches = |re: &Option<Regex>, texts: &[&str]| {
         re.as_ref()
             .is_some_and(|re| texts.iter().any(|t| re.is_match(t)))
@@ -345,38 +359,84 @@ pub(crate) fn stacks_by_sample<'p>(
             (frames, found)
         })
         .collect();
+    // The pseudo frames of label keys: a nameless one is pprof's
+    // `<unknown>`, as for a function without a name.
+    let label_frames = LabelFrames::new(profile, selection);
+    let pseudo: Vec<(Vec<Frame>, Matches)> = label_frames.as_ref().map_or(Vec::new(), |f| {
+        f.names
+            .iter()
+            .map(|(name, key)| {
+                let found = matches_all(&[name, key]);
+                let function = if name.is_empty() {
+                    names.intern_object("")
+                } else {
+                    names.insert(Cow::Owned(name.clone()), "", "")
+                };
+                let frame = Frame {
+                    function,
+                    inlined: false,
+                };
+                (if found.hide { vec![] } else { vec![frame] }, found)
+            })
+            .collect()
+    });
+    let (tag_focus, tag_ignore) = (&filters.tag_focus, &filters.tag_ignore);
+    let units = if tag_focus.is_some() || tag_ignore.is_some() {
+        labels::num_label_units(profile)
+    } else {
+        HashMap::new()
+    };
+    let tags_keep = |sample: &heapprof_pprof::Sample| {
+        tag_focus.as_ref().is_none_or(|f| f.matches(sample, &units))
+            && !tag_ignore
+                .as_ref()
+                .is_some_and(|f| f.matches(sample, &units))
+    };
     // Samples of one stack (Go writes one per stack and object size) are
-    // added up first, so that reports walk each distinct stack once.
-    let mut merged: IdMap<&[usize], usize> = IdMap::default();
+    // added up first, so that reports walk each distinct stack once; with
+    // pseudo frames, a stack is its locations and its pseudo frames.
+    let mut merged: IdMap<(&[usize], &[usize]), usize> = IdMap::default();
     let mut stacks: Vec<Stack> = Vec::new();
     let mut of_sample = vec![None; profile.samples.len()];
-    for (sample, went) in profile.samples.iter().zip(&mut of_sample) {
+    for (n, sample) in profile.samples.iter().enumerate() {
         let value = sample.values[index];
-        if value == 0 {
+        if value == 0 || !tags_keep(sample) {
             continue;
         }
-        if let Some(&i) = merged.get(&sample.locations[..]) {
+        let labelled = label_frames.as_ref().map_or(&[][..], |f| f.of(n));
+        if let Some(&i) = merged.get(&(&sample.locations[..], labelled)) {
             stacks[i].value += value;
-            *went = Some(i as u32);
+            of_sample[n] = Some(i as u32);
             continue;
         }
-        let any =
-            |pick: fn(&Matches) -> bool| sample.locations.iter().any(|&l| pick(&locations[l].1));
+        let any = |pick: fn(&Matches) -> bool| {
+            sample.locations.iter().any(|&l| pick(&locations[l].1))
+                || labelled.iter().any(|&p| pick(&pseudo[p].1))
+        };
         if (filters.focus.is_some() && !any(|m| m.focus))
             || (filters.ignore.is_some() && any(|m| m.ignore))
         {
             continue;
         }
-        *went = Some(stacks.len() as u32);
-        merged.insert(&sample.locations, stacks.len());
-        stacks.push(Stack {
-            frames: sample
+        of_sample[n] = Some(stacks.len() as u32);
+        merged.insert((&sample.locations, labelled), stacks.len());
+        let (leaves, roots) = label_frames
+            .as_ref()
+            .map_or((&[][..], &[][..]), |f| (f.leaves(n), f.roots(n)));
+        let pseudo_frames = |ids: &[usize]| {
+            ids.iter()
+                .flat_map(|&p| pseudo[p].0.iter().copied())
+                .collect::<Vec<Frame>>()
+        };
+        let mut frames = pseudo_frames(leaves);
+        frames.extend(
+            sample
                 .locations
                 .iter()
-                .flat_map(|&l| locations[l].0.iter().copied())
-                .collect(),
-            value,
-        });
+                .flat_map(|&l| locations[l].0.iter().copied()),
+        );
+        frames.extend(pseudo_frames(roots));
+        stacks.push(Stack { frames, value });
     }
     (stacks, of_sample)
 }
@@ -421,7 +481,9 @@ mod tests {
                 focus: re(focus),
                 ignore: re(ignore),
                 hide: re(hide),
+                ..Filters::default()
             },
+            ..Selection::default()
         };
         shown(&service(), &selection)
     }
@@ -610,6 +672,7 @@ mod tests {
             focus: re(focus),
             ignore: re(ignore),
             hide: re(hide),
+            ..Filters::default()
         };
         let service = service();
         let unmatched = |f: &Filters| f.unmatched(&[&service]);

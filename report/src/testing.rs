@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use heapprof_pprof::{Function, Line, Location, Mapping, Profile, Sample, ValueType};
+use heapprof_pprof::{
+    Function, Label, LabelValue, Line, Location, Mapping, Profile, Sample, ValueType,
+};
 
 /// A profile with `sample_types` (in bytes, or a count for `*_objects`)
 /// and one sample per `(stack, values)`. A stack is root first,
@@ -88,4 +90,23 @@ fn mapping(profile: &mut Profile, filename: &str) -> usize {
         ..Mapping::default()
     });
     profile.mappings.len() - 1
+}
+
+/// A string label.
+pub(crate) fn text(key: &str, value: &str) -> Label {
+    Label {
+        key: key.into(),
+        value: LabelValue::Str(value.into()),
+    }
+}
+
+/// A numeric label, `unit` "" for none.
+pub(crate) fn number(key: &str, value: i64, unit: &str) -> Label {
+    Label {
+        key: key.into(),
+        value: LabelValue::Num {
+            value,
+            unit: unit.into(),
+        },
+    }
 }

@@ -135,6 +135,17 @@ fn scale(value: i64, from: &str, to: &Target) -> (f64, String) {
     }
 }
 
+/// pprof's `measurement.Scale(value, from, to)` with `to` a unit name
+/// ("minimum" and "auto" choose the best unit): the value and the unit
+/// it is then in ("" for none). The numeric label filters compare in it.
+pub(crate) fn scale_to(value: i64, from: &str, to: &str) -> (f64, String) {
+    let target = match to {
+        "minimum" | "auto" => Target::Auto,
+        unit => Target::Unit(unit.to_owned()),
+    };
+    scale(value, from, &target)
+}
+
 /// pprof's `compatibleValueTypes` for units: the same, or both of one
 /// family (bytes, time, GCU).
 pub fn compatible(a: &str, b: &str) -> bool {

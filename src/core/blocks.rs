@@ -1,5 +1,7 @@
-//! The live sampled blocks: which addresses were sampled, and into which
-//! bucket, so that freeing one updates the in-use figures.
+//! The live sampled blocks: which addresses were sampled, into which
+//! bucket, how large and when, so that freeing one updates the in-use
+//! figures and the bucket's lifetimes, and a profile can tell the age of
+//! what is in use ([`for_each_live`]).
 //!
 //! `dealloc` runs for every block and almost none were sampled, so the check
 //! must cost next to nothing and never lock. Two structures:
@@ -9,7 +11,7 @@
 //!   sampled: one relaxed load from a 64 KiB table. That is the whole fast
 //!   path.
 //! * The map, a lock-free open-addressing map from address to bucket index,
-//!   consulted only when the filter says "maybe". It is a short list of
+//!   size and allocation time, consulted only when the filter says "maybe". It is a short list of
 //!   levels of doubling size: the first (2^17 slots) is a static in .bss, the
 //!   others are mapped from the kernel when the ones before are full, so that
 //!   exact mode (rate 1) can hold every live block of a program with
@@ -36,11 +38,13 @@
 //! thread that `fork` left behind, and a child inherits the levels as they
 //! are. Their bytes count in heapprof's own memory ([`mapped_bytes`]).
 //!
-//! Bound: `LEVELS` levels of 2^17 to 2^24 slots of 16 bytes: 33,423,360
-//! slots, 510 MiB in all (2 MiB in .bss, the rest mapped as needed; pages
-//! cost memory only once touched). The map costs 16 to 32 bytes per live
+//! Bound: `LEVELS` levels of 2^17 to 2^24 slots of 24 bytes: 33,423,360
+//! slots, 765 MiB in all (3 MiB in .bss, the rest mapped as needed; pages
+//! cost memory only once touched). The map costs 24 to 48 bytes per live
 //! sampled block (a level is mapped when the ones before are about full,
-//! doubling the slots). At the default rate a process holds about
+//! doubling the slots). A slot is 8 bytes more than an address and a
+//! bucket id need: the block's size (for the in-use bytes per age) and its
+//! allocation time (for its age, and its lifetime when freed). At the default rate a process holds about
 //! live-heap / 512 KiB sampled blocks and never leaves the first level; in
 //! exact mode every live block needs a slot, and past about 33 million live
 //! blocks (or if the kernel refuses a mapping) blocks that find no slot are
@@ -49,7 +53,7 @@
 //! Nothing here locks, allocates or panics, and a full map makes a dropped
 //! sample, not a wait.
 
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use crate::sys;
 
@@ -71,12 +75,20 @@ const SATURATED: u8 = u8::MAX;
 struct Slot {
     addr: AtomicUsize,
     bucket: AtomicU32,
+    /// The block's size, `u32::MAX` for 4 GiB and more.
+    size: AtomicU32,
+    /// Monotonic nanoseconds at its allocation.
+    born: AtomicU64,
 }
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 24);
 
 static FIRST_LEVEL: [Slot; 1 << FIRST_LEVEL_BITS] = [const {
     Slot {
         addr: AtomicUsize::new(EMPTY),
         bucket: AtomicU32::new(0),
+        size: AtomicU32::new(0),
+        born: AtomicU64::new(0),
     }
 }; 1 << FIRST_LEVEL_BITS];
 
@@ -189,10 +201,20 @@ fn level_or_grow(index: usize) -> Option<&'static [Slot]> {
     level(index)
 }
 
-/// Records that `addr` is a sampled block of `bucket`. False when no slot was
+/// A sampled block, as the map keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Block {
+    pub bucket: u32,
+    /// Its size, `u32::MAX` for 4 GiB and more.
+    pub size: u32,
+    /// Monotonic nanoseconds at its allocation.
+    pub born: u64,
+}
+
+/// Records that `addr` is the sampled `block`. False when no slot was
 /// free within the probe window of any level, and no further level could be
 /// had (the caller counts the sample as dropped).
-pub(crate) fn insert(addr: *mut u8, bucket: u32) -> bool {
+pub(crate) fn insert(addr: *mut u8, block: Block) -> bool {
     let addr = addr as usize;
     for index in 0..LEVELS {
         // Levels are published in order: a remove stops at the first
@@ -200,14 +222,14 @@ pub(crate) fn insert(addr: *mut u8, bucket: u32) -> bool {
         let Some(slots) = level_or_grow(index) else {
             return false;
         };
-        if insert_in(slots, addr, bucket) {
+        if insert_in(slots, addr, block) {
             return true;
         }
     }
     false
 }
 
-fn insert_in(slots: &[Slot], addr: usize, bucket: u32) -> bool {
+fn insert_in(slots: &[Slot], addr: usize, block: Block) -> bool {
     let home = home_slot(addr, slots.len());
     for probe in 0..MAX_PROBE {
         let slot = &slots[(home + probe) & (slots.len() - 1)];
@@ -220,7 +242,9 @@ fn insert_in(slots: &[Slot], addr: usize, bucket: u32) -> bool {
             .compare_exchange(current, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
-            slot.bucket.store(bucket, Ordering::Relaxed);
+            slot.bucket.store(block.bucket, Ordering::Relaxed);
+            slot.size.store(block.size, Ordering::Relaxed);
+            slot.born.store(block.born, Ordering::Relaxed);
             increment(filter_counter(addr));
             slot.addr.store(addr, Ordering::Release);
             return true;
@@ -231,16 +255,16 @@ fn insert_in(slots: &[Slot], addr: usize, bucket: u32) -> bool {
 
 /// What a level's probe window says of an address.
 enum Probe {
-    Found(u32),
+    Found(Block),
     /// An empty slot: the address is in no level (see the module docs).
     Absent,
     /// Not in this window: look in the next level.
     NotHere,
 }
 
-/// Forgets the sampled block at `addr`, returning its bucket; `None` when
-/// `addr` was not sampled (a false hit of the filter).
-pub(crate) fn remove(addr: *mut u8) -> Option<u32> {
+/// Forgets the sampled block at `addr`, returning it; `None` when `addr`
+/// was not sampled (a false hit of the filter).
+pub(crate) fn remove(addr: *mut u8) -> Option<Block> {
     let addr = addr as usize;
     for index in 0..LEVELS {
         match remove_from(level(index)?, addr) {
@@ -259,15 +283,46 @@ fn remove_from(slots: &[Slot], addr: usize) -> Probe {
         match slot.addr.load(Ordering::Acquire) {
             EMPTY => return Probe::Absent,
             current if current == addr => {
-                let bucket = slot.bucket.load(Ordering::Relaxed);
+                let block = read(slot);
                 slot.addr.store(TOMBSTONE, Ordering::Release);
                 decrement(filter_counter(addr));
-                return Probe::Found(bucket);
+                return Probe::Found(block);
             }
             _ => {}
         }
     }
     Probe::NotHere
+}
+
+fn read(slot: &Slot) -> Block {
+    Block {
+        bucket: slot.bucket.load(Ordering::Relaxed),
+        size: slot.size.load(Ordering::Relaxed),
+        born: slot.born.load(Ordering::Relaxed),
+    }
+}
+
+/// Calls `f` on every live sampled block, for a profile's ages. Lock-free
+/// and racing with the program: a block allocated or freed meanwhile may be
+/// seen or not, and a slot reused meanwhile is skipped (its address is read
+/// again after its fields, as a sequence lock reads). Costs a read of every
+/// slot of every published level: 3 MiB at the default rate.
+pub(crate) fn for_each_live(mut f: impl FnMut(Block)) {
+    for index in 0..LEVELS {
+        let Some(slots) = level(index) else {
+            return;
+        };
+        for slot in slots {
+            let addr = slot.addr.load(Ordering::Acquire);
+            if addr == EMPTY || addr == TOMBSTONE || addr == CLAIMED {
+                continue;
+            }
+            let block = read(slot);
+            if slot.addr.load(Ordering::Acquire) == addr {
+                f(block);
+            }
+        }
+    }
 }
 
 fn increment(counter: &AtomicU8) {
@@ -286,13 +341,26 @@ fn decrement(counter: &AtomicU8) {
 mod tests {
     use super::*;
 
+    fn block_of(i: usize) -> Block {
+        Block {
+            bucket: i as u32,
+            size: i as u32 * 8,
+            born: i as u64 * 1000,
+        }
+    }
+
     #[test]
     fn insert_then_remove_round_trips_and_clears_the_filter() {
         let addr = 0x7f00_dead_bee0usize as *mut u8;
         assert!(!may_be_sampled(addr));
-        assert!(insert(addr, 42));
+        let block = Block {
+            bucket: 42,
+            size: 100,
+            born: 7,
+        };
+        assert!(insert(addr, block));
         assert!(may_be_sampled(addr));
-        assert_eq!(remove(addr), Some(42));
+        assert_eq!(remove(addr), Some(block));
         assert_eq!(remove(addr), None);
         assert!(!may_be_sampled(addr));
     }
@@ -303,10 +371,10 @@ mod tests {
         let base = 0x5500_0000_1000usize;
         let addrs: Vec<*mut u8> = (0..200).map(|i| (base + i * 8) as *mut u8).collect();
         for (i, &a) in addrs.iter().enumerate() {
-            assert!(insert(a, i as u32));
+            assert!(insert(a, block_of(i)));
         }
         for (i, &a) in addrs.iter().enumerate().rev() {
-            assert_eq!(remove(a), Some(i as u32));
+            assert_eq!(remove(a), Some(block_of(i)));
         }
     }
 
@@ -327,18 +395,18 @@ mod tests {
     fn a_full_probe_window_spills_into_a_mapped_level() {
         let addrs = sharing_a_first_level_home(MAX_PROBE + 40);
         for (i, &a) in addrs.iter().enumerate() {
-            assert!(insert(a, i as u32), "block {i} found no slot");
+            assert!(insert(a, block_of(i)), "block {i} found no slot");
         }
         assert!(level(1).is_some(), "no second level was mapped");
         assert!(mapped_bytes() >= (level_len(1) * std::mem::size_of::<Slot>()) as u64);
         // Tombstones in the first level's window, then new blocks reusing
         // them: those beyond the window must still be found behind them.
         for (i, &a) in addrs.iter().enumerate().take(10) {
-            assert_eq!(remove(a), Some(i as u32));
+            assert_eq!(remove(a), Some(block_of(i)));
         }
         let more = sharing_a_first_level_home(MAX_PROBE + 50);
         for (i, &a) in more.iter().enumerate().skip(MAX_PROBE + 40) {
-            assert!(insert(a, i as u32));
+            assert!(insert(a, block_of(i)));
         }
         for (i, &a) in addrs
             .iter()
@@ -346,7 +414,7 @@ mod tests {
             .skip(10)
             .chain(more.iter().enumerate().skip(MAX_PROBE + 40))
         {
-            assert_eq!(remove(a), Some(i as u32), "block {i} lost");
+            assert_eq!(remove(a), Some(block_of(i)), "block {i} lost");
             assert_eq!(remove(a), None);
         }
     }

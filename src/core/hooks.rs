@@ -11,10 +11,11 @@
 //! it was given (so the closure need capture no more than the caller cannot
 //! pass: an allocator, an alignment), and returns what that returned.
 
+use crate::core::blocks::Block;
 use crate::core::counters::OwnWork;
 use crate::core::guard::{self, Guard};
-use crate::core::{blocks, counters, peak, sampler, table, thread};
-use crate::unwind;
+use crate::core::{blocks, counters, labels, peak, sampler, table, thread};
+use crate::{sys, unwind};
 
 /// Counts an allocation of `size` bytes on this thread and runs the sampling
 /// countdown: true when the allocation reached the end of the countdown, and
@@ -66,8 +67,8 @@ pub fn alloc_at_sample_point(size: usize, alloc: impl FnOnce(usize) -> *mut u8) 
 pub fn free_slowly(ptr: *mut u8, size: usize, free: impl FnOnce(*mut u8, usize)) {
     // The record must go before the memory does: once freed, the address
     // may be handed out and sampled again on another thread.
-    if let Some(bucket) = forget_block(ptr) {
-        count_sampled_free(bucket, size);
+    if let Some(block) = forget_block(ptr) {
+        count_sampled_free(block, size);
     }
     counters::count_free(size);
     free(ptr, size);
@@ -109,14 +110,14 @@ pub fn realloc_slowly(
     new_size: usize,
     realloc: impl FnOnce(*mut u8, usize, usize) -> *mut u8,
 ) -> *mut u8 {
-    let old_bucket = forget_block(ptr);
+    let old_block = forget_block(ptr);
     let new_ptr = realloc(ptr, old_size, new_size);
-    if let Some(bucket) = old_bucket {
+    if let Some(block) = old_block {
         if new_ptr.is_null() {
             // The old block is still allocated and still the caller's.
-            put_back(ptr, bucket, old_size);
+            put_back(ptr, block, old_size);
         } else {
-            count_sampled_free(bucket, old_size);
+            count_sampled_free(block, old_size);
         }
     }
     if new_ptr.is_null() {
@@ -167,28 +168,41 @@ fn sample_point(ptr: *mut u8, size: usize) {
 }
 
 /// Records the allocation of `size` bytes at `ptr`, sampled at `rate`:
-/// captures the stack, counts it in the table, remembers the block.
+/// captures the stack, reads the clock, counts it in the table under the
+/// thread's current label set (resolved under the table's lock, which the
+/// sample takes anyway), remembers the block with its size and time.
 #[cold]
 #[inline(never)]
 fn sampled_alloc(ptr: *mut u8, size: usize, rate: u64) {
     let _guard = Guard::enter();
     let mut frames = [0usize; unwind::MAX_DEPTH];
     let depth = unwind::capture(&mut frames, unwind::address_of(sampled_alloc));
-    let Some(bucket) = table::lock().record_alloc(&frames[..depth], size as u64, rate) else {
+    let born = sys::monotonic_nanos();
+    let bucket = {
+        let mut table = table::lock();
+        let labels = labels::current(&mut table.label_sets);
+        table.record_alloc(&frames[..depth], size as u64, rate, labels)
+    };
+    let Some(bucket) = bucket else {
         return;
     };
-    if !blocks::insert(ptr, bucket) {
+    let block = Block {
+        bucket,
+        size: u32::try_from(size).unwrap_or(u32::MAX),
+        born,
+    };
+    if !blocks::insert(ptr, block) {
         table::lock().unrecord_alloc(bucket, size as u64);
     }
 }
 
 /// The first half of a slow free: registers the thread if this is its first
-/// free, and forgets the block at `ptr`, returning its bucket, if it was
-/// sampled. The caller then either counts the free ([`count_sampled_free`])
-/// or, if the block stays alive, puts it back ([`put_back`]).
+/// free, and forgets the block at `ptr`, returning it, if it was sampled.
+/// The caller then either counts the free ([`count_sampled_free`]) or, if
+/// the block stays alive, puts it back ([`put_back`]).
 #[cold]
 #[inline(never)]
-fn forget_block(ptr: *mut u8) -> Option<u32> {
+fn forget_block(ptr: *mut u8) -> Option<Block> {
     counters::register_this_thread();
     if blocks::may_be_sampled(ptr) {
         blocks::remove(ptr)
@@ -197,28 +211,31 @@ fn forget_block(ptr: *mut u8) -> Option<u32> {
     }
 }
 
-/// Counts the free of a sampled block of `size` bytes (its size when it
-/// was allocated, as the `Layout` of its free says) of `bucket`.
+/// Counts the free of the sampled `block` of `size` bytes (its size when
+/// it was allocated, as the `Layout` of its free says), and its lifetime,
+/// in its bucket: the labels of its allocation, whichever thread frees it.
 #[cold]
 #[inline(never)]
-fn count_sampled_free(bucket: u32, size: usize) {
+fn count_sampled_free(block: Block, size: usize) {
     // The guard makes an allocation by a signal handler that interrupts this
     // thread while it holds the lock pass straight through, not wait for it.
     let _guard = Guard::enter();
-    table::lock().record_free(bucket, size as u64);
+    let lifetime = sys::monotonic_nanos().saturating_sub(block.born);
+    table::lock().record_free(block.bucket, size as u64, Some(lifetime));
 }
 
 /// Remembers again a block of `size` bytes taken by [`forget_block`] that
 /// stayed alive.
 #[cold]
 #[inline(never)]
-fn put_back(ptr: *mut u8, bucket: u32, size: usize) {
+fn put_back(ptr: *mut u8, block: Block, size: usize) {
     let _guard = Guard::enter();
-    if !blocks::insert(ptr, bucket) {
+    if !blocks::insert(ptr, block) {
         // Without a slot its free could never be seen: count it as freed now
-        // and as a dropped sample, rather than leave it in use forever.
+        // (a free of no known lifetime) and as a dropped sample, rather than
+        // leave it in use forever.
         let mut table = table::lock();
-        table.record_free(bucket, size as u64);
+        table.record_free(block.bucket, size as u64, None);
         table.count_dropped();
     }
 }

@@ -38,6 +38,8 @@ pub(crate) mod blocks;
 pub(crate) mod counters;
 pub(crate) mod guard;
 mod hooks;
+pub(crate) mod labels;
+pub(crate) mod lifetimes;
 pub(crate) mod peak;
 pub(crate) mod sampler;
 pub(crate) mod table;

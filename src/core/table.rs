@@ -1,5 +1,6 @@
-//! The sample table: interned stacks and per-(stack, size class, rate)
-//! buckets of sampled allocation and free counts and their exact byte sums.
+//! The sample table: interned stacks and label sets, and per-(stack, size
+//! class, rate, label set) buckets of sampled allocation and free counts,
+//! their exact byte sums and the lifetimes of their freed blocks.
 //!
 //! Only cold paths touch it (a sampled allocation, the free of a sampled
 //! block, a profile write), always with the reentrancy guard held, so its own
@@ -25,16 +26,23 @@
 //! `(1 + 1.125)^2 / (4 * 1.125)`: 0.35% at worst, far below the sampling
 //! error. (Four classes per power of two would allow 1.25%.)
 //!
-//! Bounds: `MAX_BUCKETS` buckets (48 bytes each) and `MAX_FRAMES` interned
-//! frame addresses (8 bytes each): at most about 22 MiB however many distinct
-//! stacks a program has. Keeping the rate in the key lets a bucket's counts be
-//! scaled exactly even when the rate changed while the program ran.
+//! Bounds: `MAX_BUCKETS` buckets (56 bytes each, and 120 bytes of
+//! lifetime sums beside each) and `MAX_FRAMES` interned frame addresses (8
+//! bytes each): at most about 40 MiB however many distinct stacks a program
+//! has, plus the label sets' bounds (see [`super::labels`]: 4 MiB of strings
+//! in 4096 sets). Keeping the rate in the key lets a bucket's counts be
+//! scaled exactly even when the rate changed while the program ran; keeping
+//! the label set in it gives a block its labels for life: its bucket id,
+//! which the live-block map keeps, names them when it is freed.
 
 use std::collections::HashMap;
 use std::hash::Hasher;
 
 use rustc_hash::{FxBuildHasher, FxHasher};
 use std::sync::{Mutex, MutexGuard};
+
+use super::labels::{self, LabelSet, LabelSets};
+use super::lifetimes::Lifetimes;
 
 /// Most buckets the table holds; further new (stack, size class) pairs are
 /// dropped.
@@ -65,6 +73,8 @@ pub(crate) struct Bucket {
     pub stack: u32,
     /// Size class of every object in this bucket (see [`size_class`]).
     pub size_class: u32,
+    /// Id of the label set of its allocations (see [`super::labels`]).
+    pub labels: u32,
     /// Sampling rate the allocations were sampled at.
     pub rate: u64,
     /// Sampled allocations.
@@ -88,6 +98,12 @@ pub(crate) struct Snapshot {
     pub frames: Vec<usize>,
     stacks: Vec<StackSpan>,
     pub buckets: Vec<Bucket>,
+    /// The lifetimes of each bucket's freed blocks, if asked for.
+    pub lifetimes: Vec<Lifetimes>,
+    /// Every label set, indexed by id.
+    pub label_sets: Vec<LabelSet>,
+    /// Samples recorded under [`labels::OTHER_LABELS`].
+    pub other_label_samples: u64,
     pub dropped_samples: u64,
 }
 
@@ -109,18 +125,16 @@ pub(crate) struct Table {
     /// Stack hash -> indices of stacks with that hash.
     stack_index: HashMap<u64, Vec<u32>, Fast>,
     buckets: Vec<Bucket>,
-    bucket_index: HashMap<(u32, u32, u64), u32, Fast>,
+    /// Beside `buckets`, one for one.
+    lifetimes: Vec<Lifetimes>,
+    bucket_index: HashMap<(u32, u32, u64, u32), u32, Fast>,
+    /// The interned label sets, under the table's lock: interning is done
+    /// on the sampled path, which holds it already.
+    pub(crate) label_sets: LabelSets,
     dropped_samples: u64,
 }
 
-static TABLE: Mutex<Table> = Mutex::new(Table {
-    frames: Vec::new(),
-    stacks: Vec::new(),
-    stack_index: HashMap::with_hasher(FxBuildHasher),
-    buckets: Vec::new(),
-    bucket_index: HashMap::with_hasher(FxBuildHasher),
-    dropped_samples: 0,
-});
+static TABLE: Mutex<Table> = Mutex::new(Table::new());
 
 /// Locks the table. A panic cannot happen while it is held, but if one ever
 /// did, the data is still consistent counts: carry on rather than poison.
@@ -131,17 +145,40 @@ pub(crate) fn lock() -> MutexGuard<'static, Table> {
 }
 
 impl Table {
-    /// Counts one sampled allocation of `size` bytes; returns its bucket, or
-    /// `None` (and counts a dropped sample) when the table is full.
-    pub(crate) fn record_alloc(&mut self, stack: &[usize], size: u64, rate: u64) -> Option<u32> {
+    const fn new() -> Self {
+        Table {
+            frames: Vec::new(),
+            stacks: Vec::new(),
+            stack_index: HashMap::with_hasher(FxBuildHasher),
+            buckets: Vec::new(),
+            lifetimes: Vec::new(),
+            bucket_index: HashMap::with_hasher(FxBuildHasher),
+            label_sets: LabelSets::new(),
+            dropped_samples: 0,
+        }
+    }
+
+    /// Counts one sampled allocation of `size` bytes with label set
+    /// `labels`; returns its bucket, or `None` (and counts a dropped sample)
+    /// when the table is full.
+    pub(crate) fn record_alloc(
+        &mut self,
+        stack: &[usize],
+        size: u64,
+        rate: u64,
+        labels: u32,
+    ) -> Option<u32> {
         let bucket = self
             .intern_stack(stack)
-            .and_then(|stack| self.bucket(stack, size_class(size), rate));
+            .and_then(|stack| self.bucket(stack, size_class(size), rate, labels));
         match bucket {
             Some(index) => {
                 let b = &mut self.buckets[index as usize];
                 b.allocs += 1;
                 b.alloc_bytes = b.alloc_bytes.wrapping_add(size);
+                if labels == labels::OTHER_LABELS {
+                    self.label_sets.other_samples += 1;
+                }
             }
             None => self.dropped_samples += 1,
         }
@@ -162,16 +199,26 @@ impl Table {
         self.dropped_samples += 1;
     }
 
-    /// Counts the free of a sampled block of `size` bytes of `bucket`.
-    pub(crate) fn record_free(&mut self, bucket: u32, size: u64) {
+    /// Counts the free of a sampled block of `size` bytes of `bucket`, and
+    /// its lifetime if known.
+    pub(crate) fn record_free(&mut self, bucket: u32, size: u64, lifetime_nanos: Option<u64>) {
         if let Some(b) = self.buckets.get_mut(bucket as usize) {
             b.frees += 1;
             b.free_bytes = b.free_bytes.wrapping_add(size);
         }
+        if let (Some(lifetimes), Some(nanos)) =
+            (self.lifetimes.get_mut(bucket as usize), lifetime_nanos)
+        {
+            lifetimes.add(size, nanos);
+        }
     }
 
-    /// Copies everything out; errors only if memory for the copy is short.
-    pub(crate) fn snapshot(&self) -> Result<Snapshot, std::collections::TryReserveError> {
+    /// Copies everything out, the lifetimes only if asked (they are 120
+    /// bytes a bucket); errors only if memory for the copy is short.
+    pub(crate) fn snapshot(
+        &self,
+        with_lifetimes: bool,
+    ) -> Result<Snapshot, std::collections::TryReserveError> {
         let mut frames = Vec::new();
         frames.try_reserve_exact(self.frames.len())?;
         frames.extend_from_slice(&self.frames);
@@ -179,10 +226,18 @@ impl Table {
         stacks.try_reserve_exact(self.stacks.len())?;
         stacks.extend_from_slice(&self.stacks);
         let buckets = self.copy_buckets()?;
+        let mut lifetimes = Vec::new();
+        if with_lifetimes {
+            lifetimes.try_reserve_exact(self.lifetimes.len())?;
+            lifetimes.extend_from_slice(&self.lifetimes);
+        }
         Ok(Snapshot {
             frames,
             stacks,
             buckets,
+            lifetimes,
+            label_sets: self.label_sets.copy()?,
+            other_label_samples: self.label_sets.other_samples,
             dropped_samples: self.dropped_samples,
         })
     }
@@ -244,26 +299,30 @@ impl Table {
         Some(index)
     }
 
-    fn bucket(&mut self, stack: u32, size_class: u32, rate: u64) -> Option<u32> {
-        if let Some(&index) = self.bucket_index.get(&(stack, size_class, rate)) {
+    fn bucket(&mut self, stack: u32, size_class: u32, rate: u64, labels: u32) -> Option<u32> {
+        let key = (stack, size_class, rate, labels);
+        if let Some(&index) = self.bucket_index.get(&key) {
             return Some(index);
         }
         if self.buckets.len() >= MAX_BUCKETS {
             return None;
         }
         self.buckets.try_reserve(1).ok()?;
+        self.lifetimes.try_reserve(1).ok()?;
         self.bucket_index.try_reserve(1).ok()?;
         let index = self.buckets.len() as u32;
+        self.lifetimes.push(Lifetimes::default());
         self.buckets.push(Bucket {
             stack,
             size_class,
+            labels,
             rate,
             allocs: 0,
             alloc_bytes: 0,
             frees: 0,
             free_bytes: 0,
         });
-        self.bucket_index.insert((stack, size_class, rate), index);
+        self.bucket_index.insert(key, index);
         Some(index)
     }
 }
@@ -273,30 +332,24 @@ mod tests {
     use super::*;
 
     fn empty() -> Table {
-        Table {
-            frames: Vec::new(),
-            stacks: Vec::new(),
-            stack_index: HashMap::default(),
-            buckets: Vec::new(),
-            bucket_index: HashMap::default(),
-            dropped_samples: 0,
-        }
+        Table::new()
     }
 
     #[test]
     fn same_stack_and_size_share_a_bucket() {
         let mut t = empty();
-        let a = t.record_alloc(&[1, 2, 3], 64, 512).unwrap();
-        let b = t.record_alloc(&[1, 2, 3], 64, 512).unwrap();
-        let c = t.record_alloc(&[1, 2, 3], 128, 512).unwrap();
-        let d = t.record_alloc(&[1, 2, 4], 64, 512).unwrap();
-        let e = t.record_alloc(&[1, 2, 3], 71, 512).unwrap();
+        let a = t.record_alloc(&[1, 2, 3], 64, 512, 0).unwrap();
+        let b = t.record_alloc(&[1, 2, 3], 64, 512, 0).unwrap();
+        let c = t.record_alloc(&[1, 2, 3], 128, 512, 0).unwrap();
+        let d = t.record_alloc(&[1, 2, 4], 64, 512, 0).unwrap();
+        let e = t.record_alloc(&[1, 2, 3], 71, 512, 0).unwrap();
         assert_eq!(a, b);
         assert_eq!(a, e, "64 and 71 are one class");
         assert_ne!(a, c);
         assert_ne!(a, d);
-        t.record_free(e, 71);
-        let snap = t.snapshot().unwrap();
+        t.record_free(e, 71, Some(5));
+        let snap = t.snapshot(true).unwrap();
+        assert_eq!(snap.lifetimes[a as usize].objects[0], 1);
         let bucket = snap.buckets[a as usize];
         assert_eq!((bucket.allocs, bucket.alloc_bytes), (3, 64 + 64 + 71));
         assert_eq!((bucket.frees, bucket.free_bytes), (1, 71));
@@ -332,10 +385,10 @@ mod tests {
         let mut t = empty();
         let mut total = 0u64;
         for size in 1..200_000u64 {
-            t.record_alloc(&[7, 8], size, 1).unwrap();
+            t.record_alloc(&[7, 8], size, 1, 0).unwrap();
             total += size;
         }
-        let snap = t.snapshot().unwrap();
+        let snap = t.snapshot(false).unwrap();
         assert!(
             snap.buckets.len() <= 8 * 18,
             "{} buckets",

@@ -442,3 +442,76 @@ pub(crate) fn read_byte(fd: c_int) -> Option<u8> {
         }
     }
 }
+
+/// Nanoseconds on the monotonic clock (through the vDSO: no system call,
+/// no allocation); 0 if it cannot be read.
+pub(crate) fn monotonic_nanos() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into a valid local.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) } != 0 {
+        return 0;
+    }
+    (now.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(now.tv_nsec as u64)
+}
+
+/// Whether the calling thread is the process's main thread.
+pub(crate) fn is_main_thread() -> bool {
+    // SAFETY: gettid and getpid have no preconditions.
+    unsafe { libc::gettid() == libc::getpid() }
+}
+
+/// The calling thread's name as the kernel has it (at most 15 bytes) and
+/// its length: no allocation, one system call.
+pub(crate) fn thread_name() -> Option<([u8; 16], u8)> {
+    let mut name = [0u8; 16];
+    // SAFETY: PR_GET_NAME writes at most 16 bytes, NUL included, into a
+    // buffer of 16.
+    if unsafe {
+        libc::prctl(
+            libc::PR_GET_NAME,
+            name.as_mut_ptr() as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    } != 0
+    {
+        return None;
+    }
+    let len = name.iter().position(|&b| b == 0).unwrap_or(15).min(15);
+    name[len..].fill(0);
+    Some((name, len as u8))
+}
+
+/// The kernel's name of the process's main thread (what threads started
+/// without a name of their own inherit from it), from `/proc/self/comm`.
+pub(crate) fn main_thread_name() -> Option<([u8; 16], u8)> {
+    let mut name = [0u8; 16];
+    // SAFETY: a NUL-terminated path; read writes at most 16 bytes into a
+    // buffer of 16; the descriptor is closed once.
+    let read = unsafe {
+        let fd = libc::open(
+            c"/proc/self/comm".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            return None;
+        }
+        let n = libc::read(fd, name.as_mut_ptr().cast(), name.len());
+        libc::close(fd);
+        n
+    };
+    let read = usize::try_from(read).ok()?;
+    let len = name[..read]
+        .iter()
+        .position(|&b| b == b'\n' || b == 0)
+        .unwrap_or(read)
+        .min(15);
+    name[len..].fill(0);
+    Some((name, len as u8))
+}

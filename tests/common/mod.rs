@@ -45,6 +45,14 @@ pub fn object_size(sample: &heapprof::pprof::Sample) -> Option<i64> {
         })
 }
 
+/// A sample's string label `key` (the labels of `heapprof::with_labels`).
+pub fn str_label<'a>(sample: &'a heapprof::pprof::Sample, key: &str) -> Option<&'a str> {
+    sample.labels.iter().find_map(|l| match &l.value {
+        heapprof::pprof::LabelValue::Str(value) if l.key == key => Some(&value[..]),
+        _ => None,
+    })
+}
+
 /// A fresh directory for one test's files.
 pub fn scratch_dir(test: &str) -> PathBuf {
     let dir =

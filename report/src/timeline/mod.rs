@@ -325,14 +325,23 @@ fn sample_types(profile: &Profile) -> String {
 /// `index`, after the selection's filters.
 fn site_values(options: &Options, profile: &Profile, index: usize) -> Vec<(String, i64, f64)> {
     let noise = fit::SamplingNoise::of(profile, index);
-    let filters = &options.selection.filters;
-    let unfiltered = filters.focus.is_none() && filters.ignore.is_none() && filters.hide.is_none();
-    if unfiltered && options.granularity == Granularity::Function {
+    let selection = &options.selection;
+    let filters = &selection.filters;
+    // Anything that drops samples, hides frames or adds pseudo frames (at
+    // the leaf, or at the root: a stack of nothing else has it as its leaf)
+    // takes the way through the stacks.
+    let plain = filters.focus.is_none()
+        && filters.ignore.is_none()
+        && filters.hide.is_none()
+        && filters.tag_focus.is_none()
+        && filters.tag_ignore.is_none()
+        && selection.tag_root.is_empty()
+        && selection.tag_leaf.is_empty();
+    if plain && options.granularity == Granularity::Function {
         return leaf_values(profile, index, noise);
     }
     let mut names = Names::default();
-    let (filtered, of_sample) =
-        stacks::stacks_by_sample(profile, index, &options.selection.filters, &mut names);
+    let (filtered, of_sample) = stacks::stacks_by_sample(profile, index, selection, &mut names);
     // Each stack's sampling variance: the sum of its samples' (the
     // variance depends on each sample's object size, which merging loses).
     let mut variance = vec![0.0; filtered.len()];

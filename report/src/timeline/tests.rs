@@ -487,3 +487,46 @@ fn text_and_json() {
     assert!(leak["bytes_per_second"].as_f64().unwrap() > 0.0);
     assert_eq!(leak["inuse"].as_array().unwrap().len(), 6);
 }
+
+#[test]
+fn tag_leaf_frames_are_the_sites_they_end_stacks_with() {
+    use heapprof_pprof::{Label, LabelValue};
+    let mut p = profile(
+        &["inuse_space"],
+        &[("main;alloc", &[10]), ("main;alloc", &[20])],
+    );
+    for (sample, endpoint) in p.samples.iter_mut().zip(["/users", "/orders"]) {
+        sample.labels.push(Label {
+            key: "endpoint".into(),
+            value: LabelValue::Str(endpoint.into()),
+        });
+    }
+    p.time_nanos = 1;
+    let sites = |selection: Selection| {
+        let mut builder = Builder::new(&Options {
+            selection,
+            ..Options::default()
+        });
+        builder.add("p", &p).unwrap();
+        let mut sites: Vec<(String, i64)> = builder
+            .finish()
+            .unwrap()
+            .sites
+            .iter()
+            .map(|s| (s.function.clone(), s.last_inuse_bytes))
+            .collect();
+        sites.sort();
+        sites
+    };
+    assert_eq!(sites(Selection::default()), [("alloc".to_owned(), 30)]);
+    let by_endpoint = sites(Selection {
+        tag_leaf: vec!["endpoint".into()],
+        ..Selection::default()
+    });
+    assert_eq!(by_endpoint.len(), 2, "{by_endpoint:?}");
+    assert_eq!(by_endpoint.iter().map(|s| s.1).sum::<i64>(), 30);
+    assert!(
+        by_endpoint.iter().all(|(name, _)| name.contains("/")),
+        "{by_endpoint:?}"
+    );
+}
