@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{one_line_error, scratch};
+use common::{heapprof_stdout, one_line_error, scratch};
 use serde_json::Value;
 
 #[global_allocator]
@@ -90,13 +90,7 @@ fn timeline_child() {
 
 /// The timeline's JSON of `dir`, which must have succeeded.
 fn timeline_json(dir: &Path) -> Value {
-    let out = heapprof(&["timeline", "--json", s(dir)]);
-    assert!(
-        out.status.success(),
-        "heapprof timeline: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&heapprof_stdout(&["timeline", "--json", s(dir)])).unwrap()
 }
 
 /// The site whose name is `name` or ends with `::name` (or `.name`, Go's).
@@ -368,15 +362,7 @@ fn heap_dumps(name: &str, n: i64) -> PathBuf {
 
 /// A Go CPU profile from the corpus of other producers' profiles.
 fn cpu_profile() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
-        "../../shared/pprof-corpus/google-pprof-converted/profile/testdata/gobench.cpu.pb.gz",
-    );
-    assert!(
-        path.is_file(),
-        "the pprof corpus is missing: {}",
-        path.display()
-    );
-    path
+    common::data("google-pprof-converted/profile/testdata/gobench.cpu.pb.gz").into()
 }
 
 /// Asserts that heapprof fails with `args`, printing one line on stderr

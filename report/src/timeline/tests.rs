@@ -405,6 +405,21 @@ fn profiles_of_another_sample_type_are_left_out_or_refused() {
     );
 }
 
+/// The sites of a timeline of `profile` alone: (name, in-use), sorted.
+fn sorted_sites(options: &Options, profile: &Profile) -> Vec<(String, i64)> {
+    let mut builder = Builder::new(options);
+    builder.add("p", profile).unwrap();
+    let mut sites: Vec<(String, i64)> = builder
+        .finish()
+        .unwrap()
+        .sites
+        .iter()
+        .map(|s| (s.function.clone(), s.last_inuse_bytes))
+        .collect();
+    sites.sort();
+    sites
+}
+
 #[test]
 fn sites_at_each_granularity() {
     let mut p = profile(
@@ -417,19 +432,11 @@ fn sites_at_each_granularity() {
     );
     p.time_nanos = 1;
     let names = |granularity| {
-        let mut builder = Builder::new(&Options {
+        let options = Options {
             granularity,
             ..Options::default()
-        });
-        builder.add("p", &p).unwrap();
-        let timeline = builder.finish().unwrap();
-        let mut sites: Vec<(String, i64)> = timeline
-            .sites
-            .iter()
-            .map(|s| (s.function.clone(), s.last_inuse_bytes))
-            .collect();
-        sites.sort();
-        sites
+        };
+        sorted_sites(&options, &p)
     };
     let owned = |v: &[(&str, i64)]| -> Vec<(String, i64)> {
         v.iter().map(|&(s, n)| (s.to_owned(), n)).collect()
@@ -503,20 +510,11 @@ fn tag_leaf_frames_are_the_sites_they_end_stacks_with() {
     }
     p.time_nanos = 1;
     let sites = |selection: Selection| {
-        let mut builder = Builder::new(&Options {
+        let options = Options {
             selection,
             ..Options::default()
-        });
-        builder.add("p", &p).unwrap();
-        let mut sites: Vec<(String, i64)> = builder
-            .finish()
-            .unwrap()
-            .sites
-            .iter()
-            .map(|s| (s.function.clone(), s.last_inuse_bytes))
-            .collect();
-        sites.sort();
-        sites
+        };
+        sorted_sites(&options, &p)
     };
     assert_eq!(sites(Selection::default()), [("alloc".to_owned(), 30)]);
     let by_endpoint = sites(Selection {
