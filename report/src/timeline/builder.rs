@@ -33,8 +33,19 @@ struct Series {
     snapshots: Vec<Snapshot>,
     site_names: Vec<String>,
     site_index: HashMap<String, u32>,
-    /// Per site: (snapshot in arrival order, value, variance).
-    sites: Vec<Vec<(u32, i64, f64)>>,
+    /// Per site, its points.
+    sites: Vec<Vec<Point>>,
+}
+
+/// One site in one profile: 16 bytes, the whole cost of a long series.
+#[derive(Clone, Copy, Debug)]
+struct Point {
+    value: i64,
+    /// The snapshot, in arrival order.
+    snapshot: u32,
+    /// The sampling variance (f32 holds it to 7 digits, as much as the
+    /// verdict needs).
+    variance: f32,
 }
 
 impl Series {
@@ -62,7 +73,11 @@ impl Series {
                     id
                 }
             };
-            self.sites[id as usize].push((snapshot, value, variance));
+            self.sites[id as usize].push(Point {
+                value,
+                snapshot,
+                variance: variance as f32,
+            });
         }
     }
 
@@ -225,12 +240,12 @@ fn judged(series: Series, options: Options) -> Timeline {
             let mut inuse = vec![0; in_series];
             let mut variance = vec![0.0; in_series];
             let mut peak_inuse = vec![0; in_peaks];
-            for (arrival, value, v) in points {
-                match place[arrival as usize] {
-                    (true, at) => peak_inuse[at] += value,
+            for point in points {
+                match place[point.snapshot as usize] {
+                    (true, at) => peak_inuse[at] += point.value,
                     (false, at) => {
-                        inuse[at] += value;
-                        variance[at] += v;
+                        inuse[at] += point.value;
+                        variance[at] += f64::from(point.variance);
                     }
                 }
             }
