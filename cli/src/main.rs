@@ -15,6 +15,7 @@ mod load;
 mod output;
 mod symbolize;
 mod tags;
+mod timeline;
 mod top;
 
 use std::io::Write;
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
         args::Command::Info(a) => info::run(a, &mut out),
         args::Command::Demo(a) => demo::run(a, &mut out),
         args::Command::Symbolize(a) => symbolize::run(a, &mut out),
+        args::Command::Timeline(a) => timeline::run(a, &mut out),
     }
     .and_then(|()| Ok(out.flush()?));
     match result {

@@ -84,6 +84,25 @@ pub enum Error {
         /// The build id of the profile's main binary, or "".
         main: String,
     },
+    /// A profile of a timeline without the series' sample type.
+    #[error("{file}: no sample type {wanted} to join the series with (it has {found})")]
+    NotInSeries {
+        /// The profile, as the caller named it.
+        file: String,
+        /// The series' sample type (`type/unit`), or the name asked for.
+        wanted: String,
+        /// The profile's sample types.
+        found: String,
+    },
+    /// A profile of a timeline without a time.
+    #[error("{file}: the profile has no time (time_nanos is 0), so it has no place in a series")]
+    NoTime {
+        /// The profile, as the caller named it.
+        file: String,
+    },
+    /// A timeline of no profiles (peak profiles alone are no series).
+    #[error("no profiles to make a timeline of")]
+    EmptyTimeline,
 }
 
 fn or_none(build_id: &str) -> &str {

@@ -15,6 +15,7 @@
 //! | [`diff::write`] | NEW minus BASE: table, differential folded stacks or flamegraph |
 //! | [`tags::write`] | a table by label value, or `go tool pprof -tags`'s text |
 //! | [`info::write`] | a summary of the profile |
+//! | [`timeline::write`] | a series of profiles over time and its leak ranking ([`timeline::Builder`]) |
 //!
 //! [`symbolize::symbolize`] is not a view: it returns the profile with
 //! addresses resolved from the binaries on disk.
@@ -88,6 +89,7 @@ pub mod symbolize;
 pub mod tags;
 #[cfg(test)]
 mod testing;
+pub mod timeline;
 pub mod top;
 pub mod units;
 

@@ -273,6 +273,21 @@ fn stacks_of<'p>(
     selection: &Selection,
     names: &mut Names<'p>,
 ) -> Vec<Stack> {
+    let (mut stacks, _) = stacks_by_sample(profile, index, selection, names);
+    stacks.retain(|s| s.value != 0);
+    stacks
+}
+
+/// [`stacks_of`], with the stack each sample went into (`None` for a
+/// sample of value zero or one the filters dropped), for views that keep a
+/// figure of their own per sample; stacks whose samples sum to zero are
+/// kept.
+pub(crate) fn stacks_by_sample<'p>(
+    profile: &'p Profile,
+    index: usize,
+    selection: &Selection,
+    names: &mut Names<'p>,
+) -> (Vec<Stack>, Vec<Option<u32>>) {
     let filters = &selection.filters;
     let matches = |re: &Option<Regex>, texts: &[&str]| {
         re.as_ref()
@@ -382,6 +397,7 @@ fn stacks_of<'p>(
     // pseudo frames, a stack is its locations and its pseudo frames.
     let mut merged: IdMap<(&[usize], &[usize]), usize> = IdMap::default();
     let mut stacks: Vec<Stack> = Vec::new();
+    let mut of_sample = vec![None; profile.samples.len()];
     for (n, sample) in profile.samples.iter().enumerate() {
         let value = sample.values[index];
         if value == 0 || !tags_keep(sample) {
@@ -390,6 +406,7 @@ fn stacks_of<'p>(
         let labelled = label_frames.as_ref().map_or(&[][..], |f| f.of(n));
         if let Some(&i) = merged.get(&(&sample.locations[..], labelled)) {
             stacks[i].value += value;
+            of_sample[n] = Some(i as u32);
             continue;
         }
         let any = |pick: fn(&Matches) -> bool| {
@@ -401,6 +418,7 @@ fn stacks_of<'p>(
         {
             continue;
         }
+        of_sample[n] = Some(stacks.len() as u32);
         merged.insert((&sample.locations, labelled), stacks.len());
         let (leaves, roots) = label_frames
             .as_ref()
@@ -420,8 +438,7 @@ fn stacks_of<'p>(
         frames.extend(pseudo_frames(roots));
         stacks.push(Stack { frames, value });
     }
-    stacks.retain(|s| s.value != 0);
-    stacks
+    (stacks, of_sample)
 }
 
 #[cfg(test)]
