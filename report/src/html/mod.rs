@@ -1,0 +1,230 @@
+//! One self-contained HTML page about a series of profiles of one program
+//! (the dumps of a run, say): memory over time with the largest sites
+//! stacked, the leak ranking, and for any snapshot clicked on the chart its
+//! top table and flamegraph; the top table and flamegraph at the last
+//! snapshot and at the peak, and the differential flamegraph from the first
+//! snapshot to the last, drawn by the same views as `heapprof top`,
+//! `flamegraph` and `diff`.
+//!
+//! The page works offline: its script, style and data are inline, the
+//! static flamegraphs are inferno's SVGs as data URLs. Profiles are
+//! streamed: [`Builder::add`] feeds each to the [`timeline`] and reduces it
+//! to what the page needs of a snapshot (the first rows of its table, its
+//! flamegraph tree pruned to the frames that can be seen), keeping whole
+//! only the profiles of the first, the last and the peak snapshot.
+//!
+//! # Example
+//!
+//! ```
+//! use heapprof_pprof::{Function, Line, Location, Profile, Sample, ValueType};
+//! use heapprof_report::html;
+//!
+//! // Two dumps, a second apart, of a program whose cache grows.
+//! let dump = |seconds: i64, cache: i64| Profile {
+//!     sample_types: vec![ValueType::new("inuse_space", "bytes")],
+//!     functions: vec![Function { name: "cache_insert".into(), ..Function::default() }],
+//!     locations: vec![Location { lines: vec![Line { function: 0, line: 0 }], ..Location::default() }],
+//!     samples: vec![Sample { locations: vec![0], values: vec![cache], labels: vec![] }],
+//!     time_nanos: 1_700_000_000_000_000_000 + seconds * 1_000_000_000,
+//!     ..Profile::default()
+//! };
+//! let mut report = html::Builder::new(&html::Options::default());
+//! report.add("heap-1.pb.gz", dump(0, 1 << 20))?;
+//! report.add("heap-2.pb.gz", dump(1, 2 << 20))?;
+//! let mut page = Vec::new();
+//! report.write(&mut page)?;
+//! let page = String::from_utf8(page).unwrap();
+//! assert!(page.starts_with("<!DOCTYPE html>"));
+//! assert!(page.contains(r#"<svg id="chart""#));
+//! # Ok::<(), heapprof_report::Error>(())
+//! ```
+
+mod chart;
+mod page;
+mod snapshot;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::rc::Rc;
+
+use heapprof_pprof::Profile;
+
+use crate::stacks::Selection;
+use crate::timeline::{self, Timeline};
+use crate::units::Formatter;
+use crate::Error;
+
+use snapshot::{Interned, Reduced, Reduction};
+
+/// Options of the report.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The timeline's options: the sample type and filters, for every view
+    /// of the page.
+    pub timeline: timeline::Options,
+    /// The page's title; "" for one from the files.
+    pub title: String,
+    /// Sites stacked in the chart (at most 9), the rest being "other".
+    pub chart_sites: usize,
+    /// Rows of the top tables (`heapprof top -n`).
+    pub rows: usize,
+    /// Frames of a clicked snapshot's flamegraph narrower than this
+    /// fraction of its total are left out, to keep the page small.
+    pub min_fraction: f64,
+    /// At most this many frames of a clicked snapshot's flamegraph are
+    /// kept, the widest: what bounds the page's size per snapshot.
+    pub max_frames: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            timeline: timeline::Options::default(),
+            title: String::new(),
+            chart_sites: 8,
+            rows: 30,
+            min_fraction: 0.005,
+            max_frames: 256,
+        }
+    }
+}
+
+/// A profile kept whole for the static views, with where it sorts.
+#[derive(Clone)]
+struct Kept {
+    /// (time, file): the order of the timeline's snapshots.
+    key: (i64, String),
+    /// Its in-use total, for the largest snapshot.
+    total: i64,
+    profile: Rc<Profile>,
+}
+
+/// Reads the profiles of a report one at a time ([`Builder::add`]), then
+/// writes the page ([`Builder::write`]).
+pub struct Builder {
+    options: Options,
+    timeline: timeline::Builder,
+    interned: Interned,
+    snapshots: Vec<Reduced>,
+    first: Option<Kept>,
+    last: Option<Kept>,
+    /// The last of the peak profiles (written at the peak of the heap).
+    peak: Option<Kept>,
+    /// The snapshot of the largest total, the peak when no profile is one.
+    largest: Option<Kept>,
+}
+
+impl Builder {
+    /// A report with `options` and no profile yet.
+    pub fn new(options: &Options) -> Self {
+        Builder {
+            options: options.clone(),
+            timeline: timeline::Builder::new(&options.timeline),
+            interned: Interned::default(),
+            snapshots: Vec::new(),
+            first: None,
+            last: None,
+            peak: None,
+            largest: None,
+        }
+    }
+
+    /// Adds the profile read from `file` (the name the page shows). Errors
+    /// are about its content; the caller adds the file's name.
+    pub fn add(&mut self, file: &str, profile: Profile) -> Result<(), Error> {
+        // After the first profile, the series' sample type by name.
+        let selection = self.timeline.options_for_next().selection;
+        self.timeline.add(file, &profile)?;
+        let reduction = Reduction {
+            rows: self.options.rows,
+            min_fraction: self.options.min_fraction,
+            max_frames: self.options.max_frames,
+        };
+        let reduced = snapshot::reduce(file, &profile, &selection, reduction, &mut self.interned)?;
+        let kept = Kept {
+            key: (profile.time_nanos, file.to_owned()),
+            total: reduced.total,
+            profile: Rc::new(profile),
+        };
+        self.snapshots.push(reduced);
+        let replace = |slot: &mut Option<Kept>, better: &dyn Fn(&Kept) -> bool| {
+            if slot.as_ref().is_none_or(better) {
+                *slot = Some(kept.clone());
+            }
+        };
+        // A peak profile is not a snapshot of the series: the timeline sets
+        // it apart, and so does the page.
+        if timeline::is_peak(&kept.profile) {
+            replace(&mut self.peak, &|k| kept.key >= k.key);
+        } else {
+            replace(&mut self.first, &|k| kept.key < k.key);
+            replace(&mut self.last, &|k| kept.key >= k.key);
+            replace(&mut self.largest, &|k| kept.total > k.total);
+        }
+        Ok(())
+    }
+
+    /// Writes the page. With no profile added, the timeline's error.
+    pub fn write(self, out: &mut impl Write) -> Result<(), Error> {
+        let timeline = self.timeline.finish()?;
+        let mut interned = self.interned;
+        let snapshots = in_timeline_order(self.snapshots, &timeline, &mut interned);
+        let peak_is_profile = self.peak.is_some();
+        let peak = self.peak.or(self.largest);
+        let (Some(first), Some(last), Some(peak)) = (self.first, self.last, peak) else {
+            // The timeline has refused a series without snapshots already.
+            return Err(Error::NoSampleTypes);
+        };
+        let index_of = |kept: &Kept| timeline.snapshots.iter().position(|s| s.file == kept.key.1);
+        let last_index = index_of(&last).unwrap_or(timeline.snapshots.len() - 1);
+        let peak_inuse = if peak_is_profile {
+            timeline.peaks.iter().find(|s| s.file == peak.key.1)
+        } else {
+            index_of(&peak).map(|i| &timeline.snapshots[i])
+        }
+        .map_or(peak.total, |s| s.inuse_bytes);
+        let moments = page::Moments {
+            first: (&first.profile, &first.key.1),
+            last: (&last.profile, &last.key.1),
+            peak: (&peak.profile, &peak.key.1),
+            peak_is_profile,
+            peak_inuse,
+            last_index,
+            same_peak_and_last: !peak_is_profile && peak.key == last.key,
+        };
+        // Every view shows the series' sample type, by name.
+        let mut options = self.options;
+        options.timeline.selection = Selection {
+            sample_index: Some(timeline.sample_type.r#type.clone()),
+            ..options.timeline.selection
+        };
+        page::write(&options, &timeline, &snapshots, &interned, &moments, out)
+    }
+}
+
+/// `reduced` in the order of the timeline's snapshots (matched by file,
+/// in reading order among files of one name), with their memory classes.
+fn in_timeline_order(
+    reduced: Vec<Reduced>,
+    timeline: &Timeline,
+    interned: &mut Interned,
+) -> Vec<Reduced> {
+    let bytes_format = Formatter::auto("bytes");
+    let mut by_file: HashMap<String, Vec<Reduced>> = HashMap::new();
+    for r in reduced.into_iter().rev() {
+        by_file.entry(r.file.clone()).or_default().push(r);
+    }
+    timeline
+        .snapshots
+        .iter()
+        .filter_map(|snapshot| {
+            let mut reduced = by_file.get_mut(&snapshot.file)?.pop()?;
+            reduced.classes = snapshot
+                .classes
+                .iter()
+                .map(|(name, bytes)| (interned.id(name), bytes_format.format(*bytes as i64)))
+                .collect();
+            Some(reduced)
+        })
+        .collect()
+}
