@@ -331,7 +331,7 @@ fn bad_input_is_one_line_naming_the_file() {
 }
 
 /// A program whose flamegraph is as wide as a page could be asked to
-/// carry: 8 subsystems of 8 modules of 8 functions, each module's work
+/// carry: 8 subsystems of 8 modules of 4 functions, each module's work
 /// under a chain of 10 frames, so that more frames than the page keeps
 /// are above its 0.5% cut; values change from dump to dump.
 fn wide_profile(dump: i64) -> Profile {
@@ -341,12 +341,12 @@ fn wide_profile(dump: i64) -> Profile {
             let chain: Vec<String> = (0..10)
                 .map(|depth| format!("app::sub_{subsystem}::mod_{module}::step_{depth}"))
                 .collect();
-            for function in 0..8 {
+            for function in 0..4 {
                 let stack = format!(
                     "main;app::sub_{subsystem}::run;{};app::sub_{subsystem}::mod_{module}::work_{function}<T>",
                     chain.join(";")
                 );
-                let value = (1 + (subsystem * 64 + module * 8 + function + dump) % 97) << 12;
+                let value = (1 + (subsystem * 32 + module * 4 + function + dump) % 97) << 12;
                 stacks.push((stack, value));
             }
         }
