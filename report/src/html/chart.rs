@@ -24,6 +24,7 @@ const COLOURS: [&str; 9] = [
 ];
 const OTHER_COLOUR: &str = "#c7c7c7";
 const RSS_COLOUR: &str = "#222";
+const PEAK_COLOUR: &str = "#6a3d9a";
 
 const WIDTH: f64 = 960.0;
 const HEIGHT: f64 = 300.0;
@@ -179,6 +180,26 @@ pub(super) fn chart(timeline: &Timeline, sites: usize, unit: &str) -> (String, V
             HEIGHT - 8.0,
             escape(&label)
         );
+    }
+    // heapprof's peak profiles, apart from the series: written when the
+    // program ends, of an earlier moment whose time they do not keep, so
+    // a level across the chart rather than a point on it.
+    for peak in &timeline.peaks {
+        let level = y(peak.inuse_bytes);
+        let _ = write!(
+            svg,
+            r#"<line class="peak" x1="{LEFT}" x2="{}" y1="{level:.1}" y2="{level:.1}"><title>{}: peak profile, {} in use</title></line>"#,
+            WIDTH - RIGHT,
+            escape(&peak.file),
+            escape(&format.format(peak.inuse_bytes))
+        );
+    }
+    if !timeline.peaks.is_empty() {
+        keys.push(Key {
+            name: "peak profile's in-use".to_owned(),
+            colour: PEAK_COLOUR,
+            line: true,
+        });
     }
     // The selected snapshot's marker, moved by the script.
     let _ = write!(

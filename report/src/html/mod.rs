@@ -228,3 +228,88 @@ fn in_timeline_order(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::profile;
+
+    const AWKWARD: &str = "<Vec<u8> as Clone>::clone & \"x\"";
+
+    /// A dump `second`s into the run holding `leak` bytes in the awkward
+    /// function and 1 MiB in a cache.
+    fn dump(second: i64, leak: i64) -> Profile {
+        let stacks = format!("main;{}", AWKWARD.replace('>', ")"));
+        let mut dump = profile(
+            &["inuse_space"],
+            &[(&stacks, &[leak]), ("main;cache", &[1 << 20])],
+        );
+        dump.time_nanos = 1_700_000_000_000_000_000 + second * 1_000_000_000;
+        dump
+    }
+
+    fn page(profiles: Vec<(&str, Profile)>) -> String {
+        let mut report = Builder::new(&Options::default());
+        for (file, profile) in profiles {
+            report.add(file, profile).unwrap();
+        }
+        let mut page = Vec::new();
+        report.write(&mut page).unwrap();
+        String::from_utf8(page).unwrap()
+    }
+
+    #[test]
+    fn a_peak_profile_is_the_peak_and_not_a_snapshot() {
+        let mut peak = dump(9, 64 << 20);
+        peak.comments
+            .push("heapprof: in-use profile at the peak of live heap: 68157440 bytes".into());
+        // Read out of order: the page follows the times.
+        let page = page(vec![
+            ("b.pb.gz", dump(1, 2 << 20)),
+            ("peak.pb.gz", peak),
+            ("a.pb.gz", dump(0, 1 << 20)),
+            ("c.pb.gz", dump(2, 3 << 20)),
+        ]);
+        assert!(page.contains("3 snapshots of inuse_space; the peak is peak.pb.gz"));
+        assert_eq!(page.matches(r#"<rect class="hit""#).count(), 3);
+        assert!(page.contains(r#"<line class="peak""#));
+        assert!(page.contains(r#"<section id="peak"><h2>At the peak: peak.pb.gz</h2>"#));
+        assert!(page.contains(r#"<section id="last"><h2>At the last snapshot: c.pb.gz</h2>"#));
+        assert!(page.contains("From the first snapshot to the last: a.pb.gz to c.pb.gz"));
+        let data = page.split(r#"id="heapprof-data">"#).nth(1).unwrap();
+        let data: serde_json::Value =
+            serde_json::from_str(data.split("</script>").next().unwrap()).unwrap();
+        let files: Vec<&str> = data["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["file"].as_str().unwrap())
+            .collect();
+        assert_eq!(files, ["a.pb.gz", "b.pb.gz", "c.pb.gz"]);
+        assert_eq!(data["initial"], 2);
+    }
+
+    #[test]
+    fn names_reach_the_page_escaped() {
+        let page = page(vec![("a.pb.gz", dump(0, 1)), ("b.pb.gz", dump(1, 2 << 20))]);
+        let name = AWKWARD.replace('>', ")");
+        assert!(!page.contains(&name));
+        assert!(page.contains(&page::escape(&name)));
+        // In the data, as JSON with '<' escaped: no name can close the script.
+        assert!(page.contains(
+            &serde_json::to_string(&name)
+                .unwrap()
+                .replace('<', "\\u003c")
+        ));
+        assert_eq!(page.matches("</script>").count(), 2);
+    }
+
+    #[test]
+    fn one_profile_is_one_snapshot_without_chart() {
+        let page = page(vec![("a.pb.gz", dump(0, 1 << 20))]);
+        assert!(page.contains("One snapshot of inuse_space: 2MB in use."));
+        assert!(!page.contains(r#"<svg id="chart""#));
+        assert!(!page.contains(r#"id="leaks""#));
+        assert!(page.contains(r#"<section id="last"><h2>The profile: a.pb.gz</h2>"#));
+    }
+}

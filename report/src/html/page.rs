@@ -63,8 +63,6 @@ struct SnapshotData<'a> {
     time: String,
     /// Its in-use total, formatted.
     inuse: String,
-    /// True for a profile written at the peak.
-    peak: bool,
 }
 
 /// Writes the page.
@@ -101,20 +99,28 @@ pub(super) fn write(
         escape(&title),
         escape(&title)
     );
-    let peak_kind = if moments.peak_is_profile {
-        "a profile written at the peak of the heap"
+    if n == 1 {
+        let _ = writeln!(
+            html,
+            "<p class=\"summary\">One snapshot of {}: {} in use.</p>",
+            escape(&sample_type.r#type),
+            escape(&format.format(timeline.snapshots[0].inuse_bytes))
+        );
     } else {
-        "the largest snapshot"
-    };
-    let _ = writeln!(
-        html,
-        "<p class=\"summary\">{n} snapshot{} of {}; the peak is {} ({}, {} in use).</p>",
-        if n == 1 { "" } else { "s" },
-        escape(&sample_type.r#type),
-        escape(moments.peak.1),
-        peak_kind,
-        escape(&format.format(moments.peak_inuse))
-    );
+        let peak_kind = if moments.peak_is_profile {
+            "a profile written at the peak of the heap"
+        } else {
+            "the largest snapshot"
+        };
+        let _ = writeln!(
+            html,
+            "<p class=\"summary\">{n} snapshots of {}; the peak is {} ({}, {} in use).</p>",
+            escape(&sample_type.r#type),
+            escape(moments.peak.1),
+            peak_kind,
+            escape(&format.format(moments.peak_inuse))
+        );
+    }
     if n > 1 {
         over_time(options, timeline, &mut html);
         ranking(options, timeline, &mut html);
@@ -146,7 +152,6 @@ pub(super) fn write(
                 reduced,
                 time: time(snapshot.time_nanos),
                 inuse: format.format(snapshot.inuse_bytes),
-                peak: snapshot.peak,
             })
             .collect(),
     };

@@ -26,6 +26,13 @@
     return (i === 0 ? String(value) : value.toFixed(2).replace(/\.00$/, "")) + units[i];
   }
 
+  // A warm shade of its own for each name, the same in every snapshot.
+  function shade(name) {
+    var hash = 0;
+    for (var i = 0; i < name.length; i++) hash = (hash * 31 + name.charCodeAt(i)) | 0;
+    return "hsl(" + (15 + Math.abs(hash) % 35) + ", 85%, " + (62 + Math.abs(hash >> 8) % 14) + "%)";
+  }
+
   function table(snapshot) {
     document.getElementById("selected-notes").textContent = snapshot.notes.join("\n");
     var body = document.querySelector("#selected-top tbody");
@@ -53,6 +60,7 @@
       div.style.width = width + "%";
       div.style.top = (level * rowHeight) + "px";
       div.title = name + " (" + amount(value) + ", " + (value / total * 100).toFixed(2) + "%)";
+      div.style.background = shade(name);
       box.appendChild(div);
     }
     frame("all", total, 0, 0);
@@ -87,7 +95,7 @@
     current = index;
     var snapshot = data.snapshots[index];
     var label = snapshot.file + (snapshot.time ? " at " + snapshot.time : "") +
-      ", " + snapshot.inuse + " in use" + (snapshot.peak ? " (peak profile)" : "");
+      ", " + snapshot.inuse + " in use";
     document.getElementById("selected-name").textContent = label;
     document.getElementById("selected").dataset.index = index;
     table(snapshot);
