@@ -56,11 +56,77 @@ pub enum Command {
         after_help = "Example:\n  heapprof symbolize heap.pb.gz --binary target/release/myservice -o heap.symbolized.pb.gz\n  heapprof symbolize heap.pb.gz --binary myservice.stripped --debug-dir /usr/lib/debug/myservice"
     )]
     Symbolize(SymbolizeArgs),
+    /// Memory over time: a series of heap profiles, and which sites grow (the leak ranking).
+    #[command(after_help = TIMELINE_HELP)]
+    Timeline(TimelineArgs),
     /// One offline HTML page over a series of profiles: memory over time, the leak ranking, tables and flamegraphs.
     #[command(
         after_help = "Example:\n  heapprof report dumps/ -o report.html\n  heapprof report heap-*.pb.gz -o report.html --sample-index inuse_space"
     )]
     Report(ReportArgs),
+}
+
+/// How `heapprof timeline` judges growth, for its `--help`.
+const TIMELINE_HELP: &str = "\
+The series: one line per profile, by the time each was taken (time, in-use, and RSS and live
+heap from the `heapprof: memory` comment of heapprof's profiles), with the change since the
+previous. heapprof's peak profile (`.peak.pb.gz`) is a copy of an earlier moment: it is listed
+apart and kept out of the series and the ranking.
+
+The leak ranking: each site's in-use over time, its growth per hour (the least-squares slope over
+every profile), how well that line fits (R², 0 to 1), and a verdict:
+  growing    steady growth that does not level off
+  bounded    rose, then levelled off (or slowed to under half its pace), as a cache does
+  shrinking  fell
+  flat       no change that stands clear of the sampling error
+Growing sites come first, by slope x fit; then bounded, flat (largest first) and shrinking.
+
+How the verdict allows for sampling error: a heap profile is sampled (one sample per
+`period` bytes on average, 512 KiB by default in Go and heapprof), so a site's figure of B
+bytes in small objects is off by about sqrt(B x period), less for objects larger than the
+period. The series is cut into thirds; a site has risen only if its last third's mean
+in-use exceeds its first third's by more than 4 times the noise of the two means (the
+sampling error, larger where the profiles do not scatter as independent samples would,
+since a sampled block stays sampled while it lives; and the program's own scatter). It is
+growing when its rise from the middle third to the last is still at least half the whole
+pace and more than 2 noises. So a flat site's wobble is not called growing, and a small
+leak on a large site can stay flat until it stands clear of the noise.
+
+Examples:
+  heapprof timeline /var/tmp/dumps/
+  heapprof timeline heap-*.pb.gz --json | jq '.sites[0]'
+  heapprof timeline dumps/ --by stack -n 5";
+
+/// What one site of the leak ranking is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SiteKind {
+    /// The function at the leaf of each stack: where the memory was allocated.
+    Function,
+    /// The leaf function's source file.
+    File,
+    /// The whole stack.
+    Stack,
+}
+
+/// `heapprof timeline`.
+#[derive(Debug, Args)]
+pub struct TimelineArgs {
+    /// Profiles, or directories of them (every file in a directory, in name order; hidden files
+    /// and subdirectories left out). A file in a directory that is not a profile of the series
+    /// is skipped with a warning; a file named here that cannot be read is an error.
+    #[arg(required = true, value_name = "DUMP")]
+    pub dumps: Vec<PathBuf>,
+    #[command(flatten)]
+    pub selection: Selection,
+    /// What a site is.
+    #[arg(long, value_enum, default_value_t = SiteKind::Function, value_name = "KIND")]
+    pub by: SiteKind,
+    /// Show at most N sites (default: 20 in text, all in JSON; 0: all).
+    #[arg(short = 'n', long = "nodecount", value_name = "N")]
+    pub node_count: Option<usize>,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Choosing the sample type and filtering samples; shared by the reports.

@@ -16,6 +16,7 @@ mod output;
 mod progress;
 mod report;
 mod symbolize;
+mod timeline;
 mod top;
 
 use std::io::Write;
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
         args::Command::Info(a) => info::run(a, &mut out),
         args::Command::Demo(a) => demo::run(a, &mut out),
         args::Command::Symbolize(a) => symbolize::run(a, &mut out),
+        args::Command::Timeline(a) => timeline::run(a, &mut out),
         args::Command::Report(a) => report::run(a),
     }
     .and_then(|()| Ok(out.flush()?));

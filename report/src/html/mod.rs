@@ -132,9 +132,8 @@ impl Builder {
     /// Adds the profile read from `file` (the name the page shows). Errors
     /// are about its content; the caller adds the file's name.
     pub fn add(&mut self, file: &str, profile: Profile) -> Result<(), Error> {
-        // After the first profile, the series' sample type by name.
-        let selection = self.timeline.options_for_next().selection;
         self.timeline.add(file, &profile)?;
+        let selection = read_as_timeline_reads(&self.options.timeline.selection, &profile);
         let reduction = Reduction {
             rows: self.options.rows,
             min_fraction: self.options.min_fraction,
@@ -199,6 +198,21 @@ impl Builder {
             ..options.timeline.selection
         };
         page::write(&options, &timeline, &snapshots, &interned, &moments, out)
+    }
+}
+
+/// `selection` with the sample type that [`timeline::reduce`] reads
+/// `profile` at: the one named, else `inuse_space` where the profile has
+/// it (so that heap profiles of any default join one series), else the
+/// profile's default.
+fn read_as_timeline_reads(selection: &Selection, profile: &Profile) -> Selection {
+    let inuse = profile
+        .sample_types
+        .iter()
+        .any(|t| t.r#type == "inuse_space");
+    match &selection.sample_index {
+        None if inuse => selection.with_sample_type("inuse_space"),
+        _ => selection.clone(),
     }
 }
 

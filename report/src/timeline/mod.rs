@@ -52,18 +52,22 @@ use heapprof_pprof::{Profile, ValueType};
 use crate::stacks::{self, Names, Selection};
 use crate::Error;
 
+mod builder;
 pub mod fit;
 mod render;
 
+pub use builder::Builder;
 pub use fit::Verdict;
 pub use render::{Format, WriteOptions};
 
 /// What a timeline is made of.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
-    /// The sample type (`-i`; default: the first profile's default, which
-    /// every later profile must have) and pprof's filters, as every view
-    /// takes them.
+    /// The sample type (`-i`) and pprof's filters, as every view takes
+    /// them. Without a sample type, each profile is read at `inuse_space`
+    /// where it has it (a heap or allocs profile: what is held), else at
+    /// its default, and the series is of the sample type of the most
+    /// profiles ([`Builder`]).
     pub selection: Selection,
     /// What one site of the leak ranking is.
     pub granularity: Granularity,
@@ -173,6 +177,19 @@ pub struct Timeline {
     pub peaks: Vec<Snapshot>,
     /// What a site is.
     pub granularity: Granularity,
+    /// Profiles added but left out of the series: without a sample type
+    /// in the options, those of a sample type of fewer profiles than the
+    /// series' (a CPU profile among heap dumps), in the order added.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A profile left out of the series, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    /// The profile, as the caller named it.
+    pub file: String,
+    /// Why, in one line that names the file.
+    pub reason: String,
 }
 
 /// Whether `profile` is heapprof's peak profile (the in-use profile at the
@@ -240,10 +257,23 @@ pub fn reduce(options: &Options, file: &str, profile: &Profile) -> Result<Reduce
         wanted: wanted.to_owned(),
         found: sample_types(profile),
     };
-    let index = options
-        .selection
-        .index_in(profile)
-        .map_err(|_| not_in_series(options.selection.sample_index.as_deref().unwrap_or("")))?;
+    let index = match &options.selection.sample_index {
+        None => match profile
+            .sample_types
+            .iter()
+            .position(|t| t.r#type == "inuse_space")
+        {
+            Some(index) => index,
+            None => options
+                .selection
+                .index_in(profile)
+                .map_err(|_| not_in_series("at all"))?,
+        },
+        Some(name) => options
+            .selection
+            .index_in(profile)
+            .map_err(|_| not_in_series(name))?,
+    };
     if profile.time_nanos == 0 {
         return Err(Error::NoTime {
             file: file.to_owned(),
@@ -340,203 +370,6 @@ fn site_name(names: &Names, stack: &stacks::Stack, granularity: Granularity) -> 
                 .collect();
             frames.join(";")
         }
-    }
-}
-
-/// One site's reduced series while the builder runs.
-#[derive(Debug, Default)]
-struct SiteSeries {
-    /// (snapshot index in arrival order, value, variance).
-    points: Vec<(u32, i64, f64)>,
-}
-
-/// Builds a [`Timeline`] one profile at a time, holding the reduced
-/// per-site series and never a profile.
-#[derive(Debug)]
-pub struct Builder {
-    options: Options,
-    sample_type: Option<ValueType>,
-    /// Every snapshot added, peaks too, in arrival order.
-    snapshots: Vec<Snapshot>,
-    site_names: Vec<String>,
-    site_index: HashMap<String, u32>,
-    sites: Vec<SiteSeries>,
-}
-
-impl Builder {
-    /// A builder of a timeline by `options`.
-    pub fn new(options: &Options) -> Self {
-        Builder {
-            options: options.clone(),
-            sample_type: None,
-            snapshots: Vec::new(),
-            site_names: Vec::new(),
-            site_index: HashMap::new(),
-            sites: Vec::new(),
-        }
-    }
-
-    /// Adds `profile`, named `file`. The first profile added fixes the
-    /// series' sample type (the one the options name, or that profile's
-    /// default); a later profile without that sample type (by name and
-    /// unit), or without a time, is refused with an error naming `file`
-    /// ([`Error::NotInSeries`], [`Error::NoTime`]) and leaves the builder
-    /// as it was, so a caller may skip it and go on.
-    pub fn add(&mut self, file: &str, profile: &Profile) -> Result<(), Error> {
-        let options = self.options_for_next();
-        let reduced = reduce(&options, file, profile)?;
-        self.add_reduced(reduced)
-    }
-
-    /// The options that a profile to be added is reduced by: after the
-    /// first, its sample type by name. Callers that [`reduce`] profiles
-    /// themselves use these.
-    pub fn options_for_next(&self) -> Options {
-        let mut options = self.options.clone();
-        if let Some(sample_type) = &self.sample_type {
-            options.selection.sample_index = Some(sample_type.r#type.clone());
-        }
-        options
-    }
-
-    /// Adds a profile that [`reduce`] read, with the same checks as
-    /// [`add`](Self::add).
-    pub fn add_reduced(&mut self, reduced: Reduced) -> Result<(), Error> {
-        match &self.sample_type {
-            None => self.sample_type = Some(reduced.sample_type.clone()),
-            Some(series) if *series != reduced.sample_type => {
-                return Err(Error::NotInSeries {
-                    file: reduced.snapshot.file.clone(),
-                    wanted: format!("{}/{}", series.r#type, series.unit),
-                    found: format!(
-                        "{}/{}",
-                        reduced.sample_type.r#type, reduced.sample_type.unit
-                    ),
-                })
-            }
-            Some(_) => {}
-        }
-        let snapshot = self.snapshots.len() as u32;
-        self.snapshots.push(reduced.snapshot);
-        for (name, value, variance) in reduced.sites {
-            let id = match self.site_index.get(&name) {
-                Some(&id) => id,
-                None => {
-                    let id = self.sites.len() as u32;
-                    self.site_names.push(name.clone());
-                    self.site_index.insert(name, id);
-                    self.sites.push(SiteSeries::default());
-                    id
-                }
-            };
-            self.sites[id as usize]
-                .points
-                .push((snapshot, value, variance));
-        }
-        Ok(())
-    }
-
-    /// How many profiles were added, peaks too.
-    pub fn len(&self) -> usize {
-        self.snapshots.len()
-    }
-
-    /// True before the first profile is added.
-    pub fn is_empty(&self) -> bool {
-        self.snapshots.is_empty()
-    }
-
-    /// The timeline: snapshots by time (ties by file name), every site's
-    /// series aligned to them, judged and ranked. Errors with
-    /// [`Error::EmptyTimeline`] when no profile of the series was added
-    /// (peak profiles alone are no series).
-    pub fn finish(self) -> Result<Timeline, Error> {
-        let Builder {
-            options,
-            sample_type,
-            snapshots,
-            site_names,
-            sites,
-            ..
-        } = self;
-        let sample_type = sample_type.ok_or(Error::EmptyTimeline)?;
-        let mut order: Vec<u32> = (0..snapshots.len() as u32).collect();
-        order.sort_by(|&a, &b| {
-            let (a, b) = (&snapshots[a as usize], &snapshots[b as usize]);
-            (a.time_nanos, &a.file).cmp(&(b.time_nanos, &b.file))
-        });
-        // Where each arrival lands: in the series, or among the peaks.
-        let mut place = vec![(false, 0usize); snapshots.len()];
-        let (mut in_series, mut in_peaks) = (0, 0);
-        for &i in &order {
-            let peak = snapshots[i as usize].peak;
-            place[i as usize] = if peak {
-                in_peaks += 1;
-                (true, in_peaks - 1)
-            } else {
-                in_series += 1;
-                (false, in_series - 1)
-            };
-        }
-        if in_series == 0 {
-            return Err(Error::EmptyTimeline);
-        }
-        let mut series = Vec::with_capacity(in_series);
-        let mut peaks = Vec::with_capacity(in_peaks);
-        let mut snapshots: Vec<Option<Snapshot>> = snapshots.into_iter().map(Some).collect();
-        for &i in &order {
-            let snapshot = snapshots[i as usize].take().expect("each once");
-            if snapshot.peak {
-                peaks.push(snapshot);
-            } else {
-                series.push(snapshot);
-            }
-        }
-        let start = series[0].time_nanos;
-        let seconds: Vec<f64> = series
-            .iter()
-            .map(|s| (s.time_nanos - start) as f64 / 1e9)
-            .collect();
-        let mut ranked: Vec<Site> = site_names
-            .into_iter()
-            .zip(sites)
-            .map(|(function, site)| {
-                let mut inuse = vec![0; in_series];
-                let mut variance = vec![0.0; in_series];
-                let mut peak_inuse = vec![0; in_peaks];
-                for (arrival, value, v) in site.points {
-                    match place[arrival as usize] {
-                        (true, at) => peak_inuse[at] += value,
-                        (false, at) => {
-                            inuse[at] += value;
-                            variance[at] += v;
-                        }
-                    }
-                }
-                let inuse_error: Vec<f64> = variance.iter().map(|v| v.sqrt()).collect();
-                let judged = fit::judge(&seconds, &inuse, &inuse_error);
-                Site {
-                    function,
-                    verdict: judged.verdict,
-                    bytes_per_second: judged.slope,
-                    fit: judged.r_squared,
-                    last_inuse_bytes: *inuse.last().expect("a series"),
-                    inuse,
-                    inuse_error,
-                    late_bytes_per_second: judged.late_slope,
-                    significance: judged.significance,
-                    peak_inuse,
-                }
-            })
-            .collect();
-        fit::rank(&mut ranked);
-        Ok(Timeline {
-            sample_type,
-            snapshots: series,
-            sites: ranked,
-            peaks,
-            granularity: options.granularity,
-        })
     }
 }
 

@@ -344,32 +344,57 @@ fn snapshots_are_ordered_by_time_and_peaks_kept_apart() {
 }
 
 #[test]
-fn a_profile_without_the_series_sample_type_is_refused_and_changes_nothing() {
-    let heap = sampled_profile(
-        0.0,
-        &[Held {
-            site: "leak",
-            sampled: 10,
-            size: 1,
-        }],
-        1,
-    );
+fn profiles_of_another_sample_type_are_left_out_or_refused() {
+    let heap = |second: f64| {
+        sampled_profile(
+            second,
+            &[Held {
+                site: "leak",
+                sampled: 10,
+                size: 1,
+            }],
+            1,
+        )
+    };
     let mut cpu = profile(&["samples", "cpu"], &[("main;spin", &[3, 30])]);
-    cpu.time_nanos = heap.time_nanos + 1;
+    cpu.time_nanos = heap(0.0).time_nanos + 1;
+    // Without a sample type, the series is of the type of the most
+    // profiles, whichever comes first.
     let mut builder = Builder::new(&Options::default());
-    builder.add("heap", &heap).unwrap();
-    let error = builder.add("cpu.pprof", &cpu).unwrap_err();
-    assert_eq!(
-        error.to_string(),
-        "cpu.pprof: no sample type inuse_space to join the series with (it has samples/bytes cpu/bytes)"
-    );
-    let mut timeless = heap.clone();
+    builder.add("cpu.pprof", &cpu).unwrap();
+    builder.add("heap-1", &heap(1.0)).unwrap();
+    builder.add("heap-2", &heap(2.0)).unwrap();
+    let mut timeless = heap(3.0);
     timeless.time_nanos = 0;
     assert_eq!(
         builder.add("old", &timeless).unwrap_err().to_string(),
         "old: the profile has no time (time_nanos is 0), so it has no place in a series"
     );
-    assert_eq!(builder.len(), 1);
+    assert_eq!(builder.len(), 3);
+    let timeline = builder.finish().unwrap();
+    assert_eq!(timeline.sample_type, ValueType::new("inuse_space", "bytes"));
+    assert_eq!(timeline.snapshots.len(), 2);
+    assert_eq!(
+        timeline.skipped,
+        [Skipped {
+            file: "cpu.pprof".into(),
+            reason: "cpu.pprof: of sample type cpu/bytes, not the series' inuse_space/bytes (of more profiles)".into()
+        }]
+    );
+    // Asked for one, a profile without it is refused, naming the file.
+    let options = Options {
+        selection: Selection {
+            sample_index: Some("inuse_space".into()),
+            ..Selection::default()
+        },
+        ..Options::default()
+    };
+    let mut builder = Builder::new(&options);
+    builder.add("heap-1", &heap(1.0)).unwrap();
+    assert_eq!(
+        builder.add("cpu.pprof", &cpu).unwrap_err().to_string(),
+        "cpu.pprof: no sample type inuse_space to join the series with (it has samples/bytes cpu/bytes)"
+    );
     assert_eq!(builder.finish().unwrap().snapshots.len(), 1);
     assert_eq!(
         Builder::new(&Options::default())
