@@ -47,7 +47,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::rc::Rc;
 
-use heapprof_pprof::Profile;
+use heapprof_pprof::{Profile, ValueType};
 
 use crate::stacks::Selection;
 use crate::timeline::{self, Timeline};
@@ -112,6 +112,9 @@ pub struct Builder {
     peak: Option<Kept>,
     /// The snapshot of the largest total, the peak when no profile is one.
     largest: Option<Kept>,
+    /// Each file's sample types (`type/unit ...`), for the error about a
+    /// profile that is not of the series.
+    sample_types: HashMap<String, String>,
 }
 
 impl Builder {
@@ -126,6 +129,7 @@ impl Builder {
             last: None,
             peak: None,
             largest: None,
+            sample_types: HashMap::new(),
         }
     }
 
@@ -146,6 +150,10 @@ impl Builder {
             profile: Rc::new(profile),
         };
         self.snapshots.push(reduced);
+        let types: Vec<String> = (kept.profile.sample_types.iter())
+            .map(type_and_unit)
+            .collect();
+        self.sample_types.insert(file.to_owned(), types.join(" "));
         let replace = |slot: &mut Option<Kept>, better: &dyn Fn(&Kept) -> bool| {
             if slot.as_ref().is_none_or(better) {
                 *slot = Some(kept.clone());
@@ -163,9 +171,24 @@ impl Builder {
         Ok(())
     }
 
-    /// Writes the page. With no profile added, the timeline's error.
+    /// Writes the page. With no profile added, the timeline's error; with
+    /// a profile of another sample type than the series' (a CPU profile
+    /// among heap dumps, which the timeline leaves out),
+    /// [`Error::NotInSeries`] naming it: a page should not silently chart
+    /// fewer profiles than it was given.
     pub fn write(self, out: &mut impl Write) -> Result<(), Error> {
         let timeline = self.timeline.finish()?;
+        if let Some(skipped) = timeline.skipped.first() {
+            return Err(Error::NotInSeries {
+                file: skipped.file.clone(),
+                wanted: type_and_unit(&timeline.sample_type),
+                found: self
+                    .sample_types
+                    .get(&skipped.file)
+                    .cloned()
+                    .unwrap_or_default(),
+            });
+        }
         let mut interned = self.interned;
         let snapshots = in_timeline_order(self.snapshots, &timeline, &mut interned);
         let peak_is_profile = self.peak.is_some();
@@ -199,6 +222,11 @@ impl Builder {
         };
         page::write(&options, &timeline, &snapshots, &interned, &moments, out)
     }
+}
+
+/// `inuse_space/bytes`, as the timeline's errors name sample types.
+fn type_and_unit(sample_type: &ValueType) -> String {
+    format!("{}/{}", sample_type.r#type, sample_type.unit)
 }
 
 /// `selection` with the sample type that [`timeline::reduce`] reads
