@@ -49,11 +49,15 @@ pub fn run(args: &ReportArgs) -> Result<()> {
 }
 
 /// The files of `paths`: each file as it is, each directory's files in name
-/// order. A directory without files is an error: a report of nothing would
-/// hide a wrong path.
+/// order, leaving out hidden ones (such as the temporary file of a dump
+/// being written). A directory without files is an error: a report of
+/// nothing would hide a wrong path.
 fn profiles_named(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for path in paths {
+        if load::is_stdin(path) {
+            anyhow::bail!("report reads files and directories, not standard input (-)");
+        }
         if !path.is_dir() {
             files.push(path.clone());
             continue;
@@ -62,7 +66,11 @@ fn profiles_named(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             .and_then(|entries| entries.map(|e| e.map(|e| e.path())).collect())
             .with_context(|| format!("cannot list {}", path.display()));
         let mut in_dir: Vec<PathBuf> = listed?;
-        in_dir.retain(|p| p.is_file());
+        let hidden = |p: &PathBuf| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        };
+        in_dir.retain(|p| p.is_file() && !hidden(p));
         if in_dir.is_empty() {
             anyhow::bail!("{}: no profiles in this directory", path.display());
         }

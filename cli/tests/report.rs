@@ -297,6 +297,9 @@ fn bad_input_is_one_line_naming_the_file() {
         let heap = profile(second, INUSE, &[("main;leak", (second + 1) << 20)]);
         std::fs::write(dumps.join(format!("heap-{second}.pb.gz")), heap.encode()).unwrap();
     }
+    // Hidden files (a dump being written) are not among the dumps.
+    std::fs::write(dumps.join(".heap-3.pb.gz.tmp"), "half a dump").unwrap();
+    report(&[dumps.to_str().unwrap()], &dir.join("hidden.html"));
     let notes = dumps.join("heap-1.txt");
     std::fs::write(&notes, "not a profile\n").unwrap();
     let error = report_error(&[dumps.to_str().unwrap(), "-o", page]);
