@@ -373,3 +373,13 @@ fn five_hundred_dumps_make_a_page_under_5_mb() {
     println!("500 dumps: {} bytes", size);
     assert!(size < 5 << 20, "{size} bytes");
 }
+
+#[test]
+fn help_has_an_example() {
+    let out = heapprof(&["report", "--help"]);
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        help.contains("Example:") && help.contains("heapprof report dumps/ -o report.html"),
+        "{help}"
+    );
+}
