@@ -165,7 +165,7 @@ pub(super) fn chart(timeline: &Timeline, sites: usize, unit: &str) -> (String, V
     for step in 0..=4 {
         let fraction = f64::from(step) / 4.0;
         let label = match span_seconds {
-            Some(span) => format!("+{}s", trim_decimals(span * fraction)),
+            Some(span) => elapsed(span * fraction),
             None => format!("#{}", 1 + ((n - 1) as f64 * fraction).round() as usize),
         };
         let anchor = match step {
@@ -272,10 +272,18 @@ fn seconds_between(timeline: &Timeline, a: usize, b: usize) -> Option<f64> {
     Some((snapshots[b].time_nanos - snapshots[a].time_nanos) as f64 / 1e9)
 }
 
-/// `seconds` with at most one decimal, none when it is whole.
-fn trim_decimals(seconds: f64) -> String {
-    let text = format!("{seconds:.1}");
-    text.strip_suffix(".0").unwrap_or(&text).to_owned()
+/// Time since the first snapshot, in the unit that reads best: `+12.5s`,
+/// `+4.5min`, `+26h`.
+fn elapsed(seconds: f64) -> String {
+    let (value, unit) = if seconds < 120.0 {
+        (seconds, "s")
+    } else if seconds < 7200.0 {
+        (seconds / 60.0, "min")
+    } else {
+        (seconds / 3600.0, "h")
+    };
+    let text = format!("{value:.1}");
+    format!("+{}{unit}", text.strip_suffix(".0").unwrap_or(&text))
 }
 
 /// The top of the value axis: four steps of a round figure (1, 2, 2.5 or 5
@@ -302,6 +310,14 @@ fn nice_ceiling(value: i64, unit: &str) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_reads_in_seconds_minutes_or_hours() {
+        assert_eq!(elapsed(0.0), "+0s");
+        assert_eq!(elapsed(12.46), "+12.5s");
+        assert_eq!(elapsed(270.0), "+4.5min");
+        assert_eq!(elapsed(93_600.0), "+26h");
+    }
 
     #[test]
     fn the_axis_ends_at_a_round_figure_above_the_maximum() {

@@ -45,7 +45,7 @@ mod snapshot;
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use heapprof_pprof::{Profile, ValueType};
 
@@ -96,7 +96,7 @@ struct Kept {
     key: (i64, String),
     /// Its in-use total, for the largest snapshot.
     total: i64,
-    profile: Rc<Profile>,
+    profile: Arc<Profile>,
 }
 
 /// Reads the profiles of a report one at a time ([`Builder::add`]), then
@@ -147,7 +147,7 @@ impl Builder {
         let kept = Kept {
             key: (profile.time_nanos, file.to_owned()),
             total: reduced.total,
-            profile: Rc::new(profile),
+            profile: Arc::new(profile),
         };
         self.snapshots.push(reduced);
         let types: Vec<String> = (kept.profile.sample_types.iter())
