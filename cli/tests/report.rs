@@ -105,6 +105,8 @@ fn page_state(browser: &Browser) -> Value {
            table: Array.from(document.querySelectorAll('#selected-top tbody tr'), cells),
            notes: document.getElementById('selected-notes').textContent,
            frames: document.querySelectorAll('#selected-flame .frame').length,
+           classes: Array.from(document.querySelectorAll('#selected-classes td.name'),
+             c => c.textContent),
            files: JSON.parse(document.getElementById('heapprof-data').textContent)
              .snapshots.map(s => s.file),
          };",
@@ -167,6 +169,12 @@ fn a_dump_series_with_a_leak_in_a_real_browser() {
     assert_eq!(after["selected"], "0", "{after}");
     assert_ne!(before["table"], after["table"], "{after}");
     assert!(after["frames"].as_u64().unwrap() > 1, "{after}");
+    // heapprof's dumps carry the memory classes: the table shows them.
+    let classes = after["classes"].as_array().unwrap();
+    assert!(
+        classes.contains(&"rss".into()) && classes.contains(&"heap_free".into()),
+        "{after}"
+    );
     // The table is `heapprof top -n 30`'s, to the byte.
     let first = after["files"][0].as_str().unwrap();
     let top = String::from_utf8(heapprof(&["top", "-n", "30", first]).stdout).unwrap();

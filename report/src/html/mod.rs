@@ -264,7 +264,11 @@ fn in_timeline_order(
             reduced.classes = snapshot
                 .classes
                 .iter()
-                .map(|(name, bytes)| (interned.id(name), bytes_format.format(*bytes as i64)))
+                .map(|(key, bytes)| {
+                    // `rss_bytes` reads as `rss` in a table of bytes.
+                    let name = key.strip_suffix("_bytes").unwrap_or(key);
+                    (interned.id(name), bytes_format.format(*bytes as i64))
+                })
                 .collect();
             Some(reduced)
         })
