@@ -64,6 +64,11 @@ pub enum Command {
     /// Memory over time: a series of heap profiles, and which sites grow (the leak ranking).
     #[command(after_help = TIMELINE_HELP)]
     Timeline(TimelineArgs),
+    /// One offline HTML page over a series of profiles: memory over time, the leak ranking, tables and flamegraphs.
+    #[command(
+        after_help = "Example:\n  heapprof report dumps/ -o report.html\n  heapprof report heap-*.pb.gz -o report.html --sample-index inuse_space"
+    )]
+    Report(ReportArgs),
 }
 
 /// How `heapprof timeline` judges growth, for its `--help`.
@@ -313,6 +318,30 @@ pub struct SymbolizeArgs {
     /// and of threads' closures, as a profile written with HEAPPROF=full_stacks=1 keeps them anyway.
     #[arg(long)]
     pub full_stacks: bool,
+}
+
+/// `heapprof report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The profiles: files, or directories whose every file is one (a run's dumps).
+    #[arg(required = true, value_name = "DUMP")]
+    pub dumps: Vec<PathBuf>,
+    /// Where to write the HTML page.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Rows of the top tables and of the leak ranking.
+    #[arg(
+        short = 'n',
+        long = "nodecount",
+        default_value_t = 30,
+        value_name = "N"
+    )]
+    pub node_count: usize,
+    /// Title of the page (default: from the files).
+    #[arg(long)]
+    pub title: Option<String>,
 }
 
 /// A fraction of the total: a number from 0 to 1.

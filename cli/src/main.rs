@@ -13,6 +13,8 @@ mod folded;
 mod info;
 mod load;
 mod output;
+mod progress;
+mod report;
 mod symbolize;
 mod tags;
 mod timeline;
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         args::Command::Demo(a) => demo::run(a, &mut out),
         args::Command::Symbolize(a) => symbolize::run(a, &mut out),
         args::Command::Timeline(a) => timeline::run(a, &mut out),
+        args::Command::Report(a) => report::run(a),
     }
     .and_then(|()| Ok(out.flush()?));
     match result {

@@ -16,6 +16,7 @@
 //! | [`tags::write`] | a table by label value, or `go tool pprof -tags`'s text |
 //! | [`info::write`] | a summary of the profile |
 //! | [`timeline::write`] | a series of profiles over time and its leak ranking ([`timeline::Builder`]) |
+//! | [`html::Builder::write`] | one offline HTML page over a series of profiles |
 //!
 //! [`symbolize::symbolize`] is not a view: it returns the profile with
 //! addresses resolved from the binaries on disk.
@@ -80,6 +81,7 @@ pub mod flamegraph;
 pub mod folded;
 pub mod graph;
 mod header;
+pub mod html;
 pub mod info;
 mod json;
 pub mod labels;
