@@ -3,7 +3,7 @@
 //! flags, and errors that name their file.
 
 use std::io::{IsTerminal, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use heapprof_pprof::Profile;
@@ -241,4 +241,62 @@ fn named(path: &Path, e: Error) -> anyhow::Error {
         Error::NoSampleTypes | Error::SampleType(_) => anyhow::Error::new(e).context(name(path)),
         e => e.into(),
     }
+}
+
+/// One file of a series of profiles.
+pub struct Listed {
+    /// The file.
+    pub path: PathBuf,
+    /// Found by listing a directory, rather than named on the command line
+    /// (a command may skip it, with a warning, if it is not a profile).
+    pub listed: bool,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// The files of a series of profiles (`timeline`, `report`): each file as named, each directory's regular
+/// files in name order, leaving out hidden ones (such as the temporary
+/// files of an atomic write).
+pub fn series(dumps: &[PathBuf], command: &str) -> Result<Vec<Listed>> {
+    let mut inputs = Vec::new();
+    for dump in dumps {
+        if is_stdin(dump) {
+            anyhow::bail!("{command} reads files and directories, not standard input (-)");
+        }
+        let metadata =
+            std::fs::metadata(dump).with_context(|| format!("cannot read {}", dump.display()))?;
+        if !metadata.is_dir() {
+            inputs.push(Listed {
+                path: dump.clone(),
+                listed: false,
+                size: metadata.len(),
+            });
+            continue;
+        }
+        let mut listed = Vec::new();
+        let entries = std::fs::read_dir(dump)
+            .with_context(|| format!("cannot list directory {}", dump.display()))?;
+        for entry in entries {
+            let entry =
+                entry.with_context(|| format!("cannot list directory {}", dump.display()))?;
+            let hidden = entry.file_name().to_string_lossy().starts_with('.');
+            // A symlink to a profile is a profile.
+            let metadata = std::fs::metadata(entry.path());
+            if let (false, Ok(metadata)) = (hidden, metadata) {
+                if metadata.is_file() {
+                    listed.push(Listed {
+                        path: entry.path(),
+                        listed: true,
+                        size: metadata.len(),
+                    });
+                }
+            }
+        }
+        if listed.is_empty() {
+            anyhow::bail!("{}: no files in the directory", dump.display());
+        }
+        listed.sort_by(|a, b| a.path.cmp(&b.path));
+        inputs.extend(listed);
+    }
+    Ok(inputs)
 }

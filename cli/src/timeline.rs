@@ -12,7 +12,6 @@
 //! reduced profiles wait in the channel.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
@@ -20,35 +19,21 @@ use anyhow::{Context, Result};
 use heapprof_pprof::Profile;
 use heapprof_report::timeline::{self, Builder, Reduced};
 use heapprof_report::Error;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::args::{SiteKind, TimelineArgs};
-use crate::load;
+use crate::load::{self, Listed};
+use crate::progress;
 
 /// Threads that read and decode profiles: decoding is most of the cost,
 /// and the machines this runs on have at least two cores.
 const READERS: usize = 2;
 
-/// A progress bar is drawn for at least this many files, or this many
-/// bytes of them.
-const PROGRESS_FILES: usize = 20;
-const PROGRESS_BYTES: u64 = 64 << 20;
-
 /// Sites shown in the text ranking unless `-n` says otherwise.
 const TEXT_SITES: usize = 20;
 
-/// One file of the series.
-struct Input {
-    path: PathBuf,
-    /// Found by listing a directory (so skipped, with a warning, if it is
-    /// not a profile), rather than named on the command line.
-    listed: bool,
-    size: u64,
-}
-
 /// Runs `heapprof timeline`.
 pub fn run(args: &TimelineArgs, out: &mut impl Write) -> Result<()> {
-    let inputs = inputs(&args.dumps)?;
+    let inputs = load::series(&args.dumps, "timeline")?;
     let options = timeline::Options {
         selection: load::unchecked_selection(args.selection.flags())?,
         granularity: match args.by {
@@ -57,11 +42,11 @@ pub fn run(args: &TimelineArgs, out: &mut impl Write) -> Result<()> {
             SiteKind::Stack => timeline::Granularity::Stack,
         },
     };
-    let progress = progress_bar(&inputs);
+    let progress = progress::Reading::new(inputs.len(), inputs.iter().map(|i| i.size).sum());
     let mut builder = Builder::new(&options);
     let mut skipped: Vec<String> = Vec::new();
     read_in_parallel(&inputs, &mut builder, &mut skipped, &progress)?;
-    progress.finish_and_clear();
+    drop(progress);
     let result = builder.finish();
     if let Ok(timeline) = &result {
         skipped.extend(timeline.skipped.iter().map(|s| s.reason.clone()));
@@ -91,71 +76,6 @@ pub fn run(args: &TimelineArgs, out: &mut impl Write) -> Result<()> {
     Ok(timeline::write(&write_options, &timeline, out)?)
 }
 
-/// The files of `dumps`: each file as named, each directory's regular
-/// files in name order, leaving out hidden ones (such as the temporary
-/// files of an atomic write).
-fn inputs(dumps: &[PathBuf]) -> Result<Vec<Input>> {
-    let mut inputs = Vec::new();
-    for dump in dumps {
-        if load::is_stdin(dump) {
-            anyhow::bail!("timeline reads files and directories, not standard input (-)");
-        }
-        let metadata =
-            std::fs::metadata(dump).with_context(|| format!("cannot read {}", dump.display()))?;
-        if !metadata.is_dir() {
-            inputs.push(Input {
-                path: dump.clone(),
-                listed: false,
-                size: metadata.len(),
-            });
-            continue;
-        }
-        let mut listed = Vec::new();
-        let entries = std::fs::read_dir(dump)
-            .with_context(|| format!("cannot list directory {}", dump.display()))?;
-        for entry in entries {
-            let entry =
-                entry.with_context(|| format!("cannot list directory {}", dump.display()))?;
-            let hidden = entry.file_name().to_string_lossy().starts_with('.');
-            // A symlink to a profile is a profile.
-            let metadata = std::fs::metadata(entry.path());
-            if let (false, Ok(metadata)) = (hidden, metadata) {
-                if metadata.is_file() {
-                    listed.push(Input {
-                        path: entry.path(),
-                        listed: true,
-                        size: metadata.len(),
-                    });
-                }
-            }
-        }
-        if listed.is_empty() {
-            anyhow::bail!("{}: no files in the directory", dump.display());
-        }
-        listed.sort_by(|a, b| a.path.cmp(&b.path));
-        inputs.extend(listed);
-    }
-    Ok(inputs)
-}
-
-/// A bar on stderr, if it is a terminal and the series is long or large;
-/// hidden otherwise.
-fn progress_bar(inputs: &[Input]) -> ProgressBar {
-    let bytes: u64 = inputs.iter().map(|i| i.size).sum();
-    let worth_it = inputs.len() >= PROGRESS_FILES || bytes >= PROGRESS_BYTES;
-    if !(worth_it && std::io::stderr().is_terminal()) {
-        return ProgressBar::hidden();
-    }
-    let bar =
-        ProgressBar::with_draw_target(Some(inputs.len() as u64), ProgressDrawTarget::stderr());
-    if let Ok(style) =
-        ProgressStyle::with_template("heapprof: reading {bar:40} {pos}/{len} profiles")
-    {
-        bar.set_style(style);
-    }
-    bar
-}
-
 /// What reading one input gave: a reduced profile, or why not.
 type Read = Result<Reduced, ReadError>;
 
@@ -167,7 +87,7 @@ enum ReadError {
 }
 
 /// Reads, decodes and reduces one input.
-fn read(input: &Input, options: &timeline::Options) -> Read {
+fn read(input: &Listed, options: &timeline::Options) -> Read {
     let name = load::name(&input.path);
     let profile = std::fs::read(&input.path)
         .map_err(anyhow::Error::from)
@@ -184,7 +104,7 @@ fn read(input: &Input, options: &timeline::Options) -> Read {
 /// join the series, and a listed file that is not a profile, become a
 /// warning in `skipped`; a named file that is not a profile is an error.
 fn accept(
-    input: &Input,
+    input: &Listed,
     read: Read,
     builder: &mut Builder,
     skipped: &mut Vec<String>,
@@ -206,10 +126,10 @@ fn accept(
 /// comes (the builder orders them by time). On an error, the readers stop
 /// and the error of the earliest input among those read is returned.
 fn read_in_parallel(
-    inputs: &[Input],
+    inputs: &[Listed],
     builder: &mut Builder,
     skipped: &mut Vec<String>,
-    progress: &ProgressBar,
+    progress: &progress::Reading,
 ) -> Result<()> {
     let options = builder.options().clone();
     let next = AtomicUsize::new(0);
@@ -234,7 +154,7 @@ fn read_in_parallel(
         }
         drop(send);
         for (i, result) in receive {
-            progress.inc(1);
+            progress.read(&inputs[i].path, inputs[i].size);
             let mut refused = Vec::new();
             if let Err(e) = accept(&inputs[i], result, builder, &mut refused) {
                 stop.store(true, Ordering::Relaxed);

@@ -295,7 +295,7 @@ fn bad_input_is_one_line_naming_the_file() {
     std::fs::create_dir(&empty).unwrap();
     let error = report_error(&[empty.to_str().unwrap(), "-o", page]);
     assert!(
-        error.contains(&format!("{}: no profiles", empty.display())),
+        error.contains(&format!("{}: no files in the directory", empty.display())),
         "{error}"
     );
 
