@@ -730,10 +730,54 @@ Showing 2 of 3 sites accounting for 33.31kB, 0.5% of 6716.52kB freed; lifetime c
         assert_eq!(short["mean_lifetime_micros"], 12.0);
         assert_eq!(short["bytes_percent"], 6_402_000.0 * 100.0 / 6_434_010.0);
         assert!(churn["classes"][4].get("mean_lifetime_micros").is_none());
+        // A heap profile's, whole: no lifetime fields.
         let aged: serde_json::Value = serde_json::from_str(&shown(&options, &aged())).unwrap();
-        assert_eq!(aged["kind"], "ages");
-        assert_eq!(aged["sites"][0]["classes"][3]["bytes"], 8192);
-        assert!(aged["sites"][0].get("lifetime_micros").is_none());
+        let class = |class: &str, objects: i64, bytes: i64, of: (i64, i64)| {
+            serde_json::json!({
+                "class": class,
+                "objects": objects,
+                "bytes": bytes,
+                "objects_percent": objects as f64 * 100.0 / of.0 as f64,
+                "bytes_percent": bytes as f64 * 100.0 / of.1 as f64,
+            })
+        };
+        let (cache, young) = ((12, 38_202), (20, 62_020));
+        assert_eq!(
+            aged,
+            serde_json::json!({
+                "kind": "ages",
+                "classes": ["<1s", "1s-1m", "1m-1h", ">1h"],
+                "bytes_unit": "bytes",
+                "total": {"objects": 32, "bytes": 100_222},
+                "site_count": 2,
+                "sites": [
+                    {
+                        "name": "cache",
+                        "file": "cache.rs",
+                        "objects": 12,
+                        "bytes": 38_202,
+                        "classes": [
+                            class("<1s", 0, 0, cache),
+                            class("1s-1m", 10, 30_010, cache),
+                            class("1m-1h", 0, 0, cache),
+                            class(">1h", 2, 8192, cache),
+                        ],
+                    },
+                    {
+                        "name": "young",
+                        "file": "young.rs",
+                        "objects": 20,
+                        "bytes": 62_020,
+                        "classes": [
+                            class("<1s", 20, 62_020, young),
+                            class("1s-1m", 0, 0, young),
+                            class("1m-1h", 0, 0, young),
+                            class(">1h", 0, 0, young),
+                        ],
+                    },
+                ],
+            })
+        );
     }
 
     #[test]
