@@ -364,6 +364,33 @@ fn sort_sites(sites: &mut [Site], sort: Sort) {
 }
 
 /// Writes the lifetimes view of `profile`.
+///
+/// ```
+/// use heapprof_pprof::{Function, Label, LabelValue, Line, Location, Profile, Sample, ValueType};
+/// use heapprof_report::lifetimes;
+///
+/// // parse freed 100 blocks of 4 KiB, 5 µs each on average.
+/// let profile = Profile {
+///     sample_types: vec![
+///         ValueType::new("freed_objects", "count"),
+///         ValueType::new("freed_space", "bytes"),
+///         ValueType::new("lifetime", "microseconds"),
+///     ],
+///     functions: vec![Function { name: "parse".into(), ..Function::default() }],
+///     locations: vec![Location { lines: vec![Line { function: 0, line: 0 }], ..Location::default() }],
+///     samples: vec![Sample {
+///         locations: vec![0],
+///         values: vec![100, 409_600, 500],
+///         labels: vec![Label { key: "lifetime".into(), value: LabelValue::Str("<1ms".into()) }],
+///     }],
+///     ..Profile::default()
+/// };
+/// let mut out = Vec::new();
+/// lifetimes::write(&lifetimes::Options::default(), &profile, &mut out)?;
+/// let table = String::from_utf8(out).unwrap();
+/// assert!(table.ends_with("       100      400kB        5µs   100%     0%     0%     0%     0%  parse\n"));
+/// # Ok::<(), heapprof_report::Error>(())
+/// ```
 pub fn write(options: &Options, profile: &Profile, out: &mut impl Write) -> Result<(), Error> {
     let figures = tally(profile, options)?;
     match options.format {
