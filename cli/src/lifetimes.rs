@@ -11,7 +11,9 @@ use crate::load;
 /// Runs `heapprof lifetimes`.
 pub fn run(args: &LifetimesArgs, out: &mut impl Write) -> Result<()> {
     if args.selection.sample_index.is_some() {
-        bail!("heapprof lifetimes reads every sample type it needs; it takes no --sample-index");
+        bail!(
+            "--sample-index does not apply to lifetimes: the view reads every sample type it needs"
+        );
     }
     let profile = load::profile_for_report(&args.profile)?;
     let sort = args.sort.as_deref().map(|sort| match sort {

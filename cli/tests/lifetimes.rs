@@ -327,7 +327,7 @@ fn profiles_without_lifetimes_and_corrupt_files_are_one_line_errors() {
         "{line}"
     );
     let line = run(&[&path("lifetimes.pb.gz"), "-i", "freed_space"]);
-    assert!(line.contains("no --sample-index"), "{line}");
+    assert!(line.contains("--sample-index does not apply"), "{line}");
 }
 
 #[test]
