@@ -50,6 +50,11 @@ pub enum Command {
         after_help = "Example:\n  heapprof tags heap.pb.gz -i alloc_space\n  heapprof tags heap.pb.gz --tag-focus endpoint=/users --format pprof"
     )]
     Tags(TagsArgs),
+    /// Per site, how long freed blocks lived (a lifetimes profile) or how old in-use memory is (a heapprof heap profile).
+    #[command(
+        after_help = "Example:\n  heapprof lifetimes lifetimes.pb.gz              # temporary allocations first\n  heapprof lifetimes heap.pb.gz --sort bytes       # in-use memory by age\n\nA lifetimes profile: curl -s http://127.0.0.1:6060/debug/pprof/lifetimes, or heapprof::write_lifetimes_profile."
+    )]
+    Lifetimes(LifetimesArgs),
     /// Summary of a profile: sample types, period, time, counts, totals, comments.
     #[command(after_help = "Example:\n  heapprof info heap.pb.gz")]
     Info(InfoArgs),
@@ -280,6 +285,32 @@ pub enum TagsFormat {
     Json,
     /// `go tool pprof -tags`'s text.
     Pprof,
+}
+
+/// `heapprof lifetimes`.
+#[derive(Debug, Args)]
+pub struct LifetimesArgs {
+    /// The profile (- reads it from stdin): a lifetimes profile, or a heapprof heap profile.
+    pub profile: PathBuf,
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Order of the sites. temporary: most bytes in the shortest class (a lifetimes profile's
+    /// default); old: most bytes in the oldest classes, leak suspects (a heap profile's default);
+    /// bytes; objects; mean: longest mean lifetime.
+    #[arg(long, value_name = "ORDER", value_parser = ["temporary", "old", "bytes", "objects", "mean"])]
+    pub sort: Option<String>,
+    /// What the class columns are shares of: each site's bytes or objects.
+    #[arg(long, value_name = "OF", default_value = "bytes", value_parser = ["bytes", "objects"])]
+    pub share: String,
+    /// Count each stack for every function on it (top's cum), not its leaf alone.
+    #[arg(long)]
+    pub cum: bool,
+    /// Show at most N sites.
+    #[arg(short = 'n', long = "nodecount", value_name = "N")]
+    pub node_count: Option<usize>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `heapprof info`.

@@ -238,7 +238,11 @@ pub fn in_files<T>(base: &Path, new: &Path, result: Result<T, Error>) -> Result<
 
 fn named(path: &Path, e: Error) -> anyhow::Error {
     match e {
-        Error::NoSampleTypes | Error::SampleType(_) => anyhow::Error::new(e).context(name(path)),
+        Error::NoSampleTypes
+        | Error::SampleType(_)
+        | Error::NotLifetimes { .. }
+        | Error::NoLifetimes
+        | Error::LifetimeUnit { .. } => anyhow::Error::new(e).context(name(path)),
         e => e.into(),
     }
 }

@@ -11,6 +11,7 @@ mod diff;
 mod flamegraph;
 mod folded;
 mod info;
+mod lifetimes;
 mod load;
 mod output;
 mod progress;
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
         args::Command::Diff(a) => diff::run(a, &mut out),
         args::Command::Tags(a) => tags::run(a, &mut out),
         args::Command::Info(a) => info::run(a, &mut out),
+        args::Command::Lifetimes(a) => lifetimes::run(a, &mut out),
         args::Command::Demo(a) => demo::run(a, &mut out),
         args::Command::Symbolize(a) => symbolize::run(a, &mut out),
         args::Command::Timeline(a) => timeline::run(a, &mut out),

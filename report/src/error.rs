@@ -34,6 +34,25 @@ pub enum Error {
         /// Its unit in NEW.
         new_unit: String,
     },
+    /// The lifetimes view was given a profile with neither lifetimes nor
+    /// ages.
+    #[error(
+        "the lifetimes view needs a lifetimes profile (sample types freed_objects, freed_space, lifetime: from /debug/pprof/lifetimes or heapprof::write_lifetimes_profile) or a heapprof heap profile with age labels (heapprof::write_heap_profile); this one has sample types [{sample_types}] and no age labels"
+    )]
+    NotLifetimes {
+        /// The profile's sample types, space-separated.
+        sample_types: String,
+    },
+    /// Sorting by mean lifetime was asked of a heap profile's ages.
+    #[error("a heap profile's ages have no lifetimes to sort by: sort a lifetimes profile by mean lifetime")]
+    NoLifetimes,
+    /// A lifetimes profile whose `lifetime` sample type is not in a unit of
+    /// time.
+    #[error("the lifetime sample type is in {unit:?}, not a unit of time")]
+    LifetimeUnit {
+        /// Its unit.
+        unit: String,
+    },
     /// inferno could not render a flamegraph.
     #[error("rendering the flamegraph")]
     Render(#[source] io::Error),

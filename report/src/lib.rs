@@ -14,6 +14,7 @@
 //! | [`flamegraph::write`] | an SVG flamegraph (inferno) |
 //! | [`diff::write`] | NEW minus BASE: table, differential folded stacks or flamegraph |
 //! | [`tags::write`] | a table by label value, or `go tool pprof -tags`'s text |
+//! | [`lifetimes::write`] | per site, freed blocks by lifetime or in-use memory by age |
 //! | [`info::write`] | a summary of the profile |
 //! | [`timeline::write`] | a series of profiles over time and its leak ranking ([`timeline::Builder`]) |
 //! | [`html::Builder::write`] | one offline HTML page over a series of profiles |
@@ -85,6 +86,7 @@ pub mod html;
 pub mod info;
 mod json;
 pub mod labels;
+pub mod lifetimes;
 mod shorten;
 pub mod stacks;
 pub mod symbolize;

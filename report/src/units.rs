@@ -232,6 +232,32 @@ impl Formatter {
     }
 }
 
+/// A duration of `micros` microseconds in the largest of µs, ms, s, min
+/// and h in which it is at least 1 (µs below that), `%.2f` with a trailing
+/// ".00" dropped as pprof's values: "850µs", "1.10s", "2.50min", "3h",
+/// "0.27µs", "0". For mean lifetimes, which pprof's units do not print
+/// (it has no minutes, and writes microseconds "us").
+pub fn duration_micros(micros: f64) -> String {
+    const UNITS: [(&str, f64); 5] = [
+        ("h", 3.6e9),
+        ("min", 6e7),
+        ("s", 1e6),
+        ("ms", 1e3),
+        ("µs", 1.0),
+    ];
+    let (name, factor) = UNITS
+        .iter()
+        .copied()
+        .find(|&(_, factor)| micros.abs() >= factor)
+        .unwrap_or(("µs", 1.0));
+    let scaled = format!("{:.2}", micros / factor);
+    let scaled = scaled.strip_suffix(".00").unwrap_or(&scaled);
+    if scaled == "0" || scaled == "-0" {
+        return "0".to_owned();
+    }
+    format!("{scaled}{name}")
+}
+
 /// `value` as a percentage of `total`, as pprof prints it: "  100%",
 /// "45.94%", " 0.27%", "0.019%".
 pub fn percentage(value: i64, total: i64) -> String {
@@ -342,6 +368,18 @@ mod tests {
             "2.50k*GCU"
         );
         assert_eq!(Formatter::for_range("bytes", 0, 0).format(0), "0");
+    }
+
+    #[test]
+    fn durations_take_the_largest_unit_they_fill() {
+        assert_eq!(duration_micros(0.0), "0");
+        assert_eq!(duration_micros(0.004), "0");
+        assert_eq!(duration_micros(0.27), "0.27µs");
+        assert_eq!(duration_micros(850.0), "850µs");
+        assert_eq!(duration_micros(1500.0), "1.50ms");
+        assert_eq!(duration_micros(1_100_000.0), "1.10s");
+        assert_eq!(duration_micros(150e6), "2.50min");
+        assert_eq!(duration_micros(3.0 * 3.6e9), "3h");
     }
 
     #[test]
