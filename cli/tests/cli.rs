@@ -473,10 +473,23 @@ fn flamegraphs_are_svg_with_the_functions_in_them() {
 
 #[test]
 fn every_command_has_help_with_an_example() {
-    for command in ["top", "flamegraph", "folded", "diff", "info", "demo"] {
+    for command in [
+        "top",
+        "flamegraph",
+        "folded",
+        "diff",
+        "tags",
+        "lifetimes",
+        "info",
+        "demo",
+        "symbolize",
+        "timeline",
+        "report",
+    ] {
         let help = heapprof_ok(&[command, "--help"]);
+        let example = help.contains("Example:") || help.contains("Examples:");
         assert!(
-            help.contains("Example:") && help.contains(&format!("heapprof {command}")),
+            example && help.contains(&format!("heapprof {command}")),
             "{command}:\n{help}"
         );
     }
