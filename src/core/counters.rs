@@ -408,10 +408,17 @@ extern "C" fn on_thread_exit(local: *mut c_void) {
         let (program, own) = unsafe { ptr.read() };
         EXITED.add_shared(program);
         OWN.add_shared(own);
+        // Folded: the thread starts again from nothing, so that should it
+        // allocate again (a later destructor) and register again, only what
+        // it does after this is counted, once, when glibc runs this
+        // destructor once more. No reader sees the thread any more.
+        thread::with(|local| {
+            let _held = lock_work(&local.work);
+            local.counts.set(Totals::default());
+            local.work.before.set(Totals::default());
+        });
     }
     drop(registry);
-    // Should this thread allocate again (a later destructor), it registers
-    // again and glibc runs this destructor once more.
     thread::with(|local| local.filter.set(&blocks::UNREGISTERED));
 }
 
