@@ -134,10 +134,7 @@ impl ProfileBuilder {
                 let recorded = peak::recorded().ok_or(Error::NoPeak(
                     "live bytes have not reached 64 KiB since peak tracking began",
                 ))?;
-                let comment = format!(
-                    "heapprof: in-use profile at the peak of live heap: {} bytes",
-                    recorded.live_bytes
-                );
+                let comment = heapprof_pprof::peak_comment(recorded.live_bytes);
                 (
                     Flavour::Heap,
                     Counts::Recorded(recorded.buckets, recorded.time),

@@ -446,7 +446,8 @@ impl MemoryClasses {
     /// a series of dumps can be charted from `go tool pprof -comments`.
     pub(crate) fn comment(&self) -> String {
         format!(
-            "heapprof: memory rss_bytes={} live_bytes={} profiler_bytes={} heap_overhead_bytes={} heap_free_bytes={} stack_bytes={} file_bytes={} other_bytes={} not_resident_bytes={} allocator={}",
+            "{}rss_bytes={} live_bytes={} profiler_bytes={} heap_overhead_bytes={} heap_free_bytes={} stack_bytes={} file_bytes={} other_bytes={} not_resident_bytes={} allocator={}",
+            heapprof_pprof::MEMORY_COMMENT,
             self.total_bytes,
             self.live_bytes,
             self.profiler_bytes,
@@ -466,7 +467,7 @@ impl MemoryClasses {
 pub(crate) fn profile_comment() -> String {
     match memory_classes() {
         Ok(classes) => classes.comment(),
-        Err(e) => format!("heapprof: memory unknown: {e}"),
+        Err(e) => format!("{}unknown: {e}", heapprof_pprof::MEMORY_COMMENT),
     }
 }
 

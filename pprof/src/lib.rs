@@ -36,6 +36,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+mod comments;
 mod decode;
 mod encode;
 mod error;
@@ -44,6 +45,7 @@ mod machinery;
 pub mod proto;
 mod symbolize;
 
+pub use comments::{memory_classes, peak_bytes, peak_comment, MEMORY_COMMENT};
 pub use decode::{MAX_DECOMPRESSED, MAX_VALUE_SUM};
 pub use error::Error;
 pub use file::write_atomically;

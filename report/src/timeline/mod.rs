@@ -199,37 +199,7 @@ pub struct Skipped {
 /// Whether `profile` is heapprof's peak profile (the in-use profile at the
 /// high-water mark of live bytes), by the comment heapprof writes into it.
 pub fn is_peak(profile: &Profile) -> bool {
-    peak_bytes(profile).is_some()
-}
-
-/// The peak's live bytes, from a peak profile's comment.
-fn peak_bytes(profile: &Profile) -> Option<u64> {
-    profile.comments.iter().find_map(|c| {
-        c.trim()
-            .strip_prefix("heapprof: in-use profile at the peak of live heap: ")?
-            .strip_suffix(" bytes")?
-            .parse()
-            .ok()
-    })
-}
-
-/// The numeric pairs of heapprof's `heapprof: memory key=value ...`
-/// comment, in order; empty without one.
-fn memory_classes(profile: &Profile) -> Vec<(String, u64)> {
-    let Some(pairs) = profile
-        .comments
-        .iter()
-        .find_map(|c| c.trim().strip_prefix("heapprof: memory "))
-    else {
-        return Vec::new();
-    };
-    pairs
-        .split_whitespace()
-        .filter_map(|pair| {
-            let (key, value) = pair.split_once('=')?;
-            Some((key.to_owned(), value.parse().ok()?))
-        })
-        .collect()
+    heapprof_pprof::peak_bytes(profile).is_some()
 }
 
 /// One profile, reduced to what a timeline keeps of it: made by
@@ -283,11 +253,11 @@ pub fn reduce(options: &Options, file: &str, profile: &Profile) -> Result<Reduce
             file: file.to_owned(),
         });
     }
-    let peak = peak_bytes(profile);
+    let peak = heapprof_pprof::peak_bytes(profile);
     let classes = if peak.is_some() {
         Vec::new()
     } else {
-        memory_classes(profile)
+        heapprof_pprof::memory_classes(profile)
     };
     let class = |key: &str| classes.iter().find(|(k, _)| k == key).map(|&(_, v)| v);
     let snapshot = Snapshot {
